@@ -1,0 +1,1 @@
+"""The Textual app. Everything under here may import Textual; nothing outside it may."""
