@@ -1,0 +1,135 @@
+"""One look at the engine: list, inspect what needs it, observe, decide. Used by ``socktui check`` and the TUI."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+
+from .engine import Engine
+from .fixes import offers
+from .listeners import ListenerIndex
+from .model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, MountReport, Role, SocketReport
+from .observe import ContainerLook, HostCache, mount_role, observe_mount, with_listeners
+from .verdict import MountObservation, decide, decide_entry
+
+
+class Cancelled(Exception):
+    """The caller's cancel event was set; the look was abandoned."""
+
+
+def select_containers(containers: Sequence[ContainerSpec], wanted: Sequence[str]) -> list[ContainerSpec]:
+    """Containers named by name or id prefix (as the docker CLI accepts them); all when none are named."""
+    if not wanted:
+        return list(containers)
+    chosen = []
+    for c in containers:
+        if any(w.lstrip("/") == c.name or (len(w) >= 3 and c.id.startswith(w)) for w in wanted):
+            chosen.append(c)
+    return chosen
+
+
+def unmatched(containers: Sequence[ContainerSpec], wanted: Sequence[str]) -> list[str]:
+    return [w for w in wanted if not select_containers(containers, [w])]
+
+
+def report_for(obs: MountObservation) -> MountReport:
+    decision = decide(obs)
+    sockets = tuple(
+        SocketReport(
+            name=entry.host_path.rsplit("/", 1)[-1],
+            host_path=entry.host_path,
+            container_path=entry.container_path,
+            verdict=(d := decide_entry(entry, obs)).verdict,
+            reason=d.reason,
+            host=entry.host,
+            host_probe=entry.host_probe,
+            container=entry.view,
+            listener=entry.listener,
+        )
+        for entry in obs.entries
+    )
+    verdict = decision.verdict if decision else None
+    return MountReport(
+        mount=obs.mount,
+        role=obs.role,
+        verdict=verdict,
+        reason=decision.reason if decision else "",
+        host=obs.target.host,
+        host_probe=obs.target.host_probe,
+        container=obs.target.view,
+        listener=obs.target.listener,
+        shadow_created_by_docker_at=decision.shadow_created_at if decision else None,
+        sockets=sockets,
+        fixes=offers(verdict, obs.mount, obs.role),
+    )
+
+
+def diagnose_containers(
+    info: EngineInfo,
+    containers: Iterable[ContainerSpec],
+    expected: Sequence[str] = (),
+    cancel: threading.Event | None = None,
+    cache: HostCache | None = None,
+) -> list[ContainerReport]:
+    """Observe and decide for containers that are already listed (and inspected where needed)."""
+    cache = cache or HostCache()
+    containers = list(containers)
+    names_by_id = {c.id: c.name for c in containers}
+    listeners = ListenerIndex(names_by_id)
+    pending: list[tuple[ContainerSpec, list[MountObservation | MountReport]]] = []
+    for container in containers:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        roles = [mount_role(m, info, cache, expected) for m in container.mounts]
+        items: list[MountObservation | MountReport] = []
+        if any(r is not Role.OTHER for r in roles):
+            look = ContainerLook(container)
+            try:
+                creds = look.creds()
+                for mount, role in zip(container.mounts, roles, strict=True):
+                    if role is Role.OTHER:
+                        items.append(MountReport(mount=mount, role=role, verdict=None, reason=""))
+                    else:
+                        items.append(observe_mount(info, look, mount, role, cache, listeners, creds, expected))
+            finally:
+                look.close()
+        else:
+            items = [MountReport(mount=m, role=Role.OTHER, verdict=None, reason="") for m in container.mounts]
+        pending.append((container, items))
+    listeners.resolve()
+    reports = []
+    for container, items in pending:
+        mounts = tuple(
+            item if isinstance(item, MountReport) else report_for(with_listeners(item, listeners)) for item in items
+        )
+        reports.append(ContainerReport(container=container, mounts=_ordered(mounts)))
+    return reports
+
+
+def _ordered(mounts: tuple[MountReport, ...]) -> tuple[MountReport, ...]:
+    # The engine lists mounts in no stable order; a stable one keeps the screen and the JSON from shuffling.
+    return tuple(sorted(mounts, key=lambda m: (m.role is Role.OTHER, m.mount.destination, m.mount.source)))
+
+
+def needs_inspect(container: ContainerSpec, info: EngineInfo, cache: HostCache, expected: Sequence[str]) -> bool:
+    return any(mount_role(m, info, cache, expected) is not Role.OTHER for m in container.mounts)
+
+
+def diagnose(
+    engine: Engine,
+    names: Sequence[str] = (),
+    expected: Sequence[str] = (),
+    cancel: threading.Event | None = None,
+) -> CheckReport:
+    """The whole look: one list request, inspects only where needed, then observe and decide."""
+    info = engine.info()
+    listed = select_containers(engine.list_containers(), names)
+    cache = HostCache()
+    to_inspect = [c for c in listed if needs_inspect(c, info, cache, expected)]
+    inspected = engine.inspect_many(to_inspect)
+    # A container removed between list and inspect is simply gone: it is left out, not reported as an error.
+    containers = [inspected.get(c.id, c) if c.id in inspected else c for c in listed]
+    present = [c for c in containers if c is not None]
+    reports = diagnose_containers(info, present, expected, cancel, cache)
+    return CheckReport(engine=info, containers=tuple(reports), checked_at=time.time())

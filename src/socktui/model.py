@@ -1,0 +1,270 @@
+"""Plain data that crosses every boundary: engine -> observe -> verdict -> CLI / TUI / JSON.
+
+Everything here is a frozen dataclass or an enum, with no I/O and no behaviour beyond small derived properties,
+so the TUI and ``socktui check`` render the very same objects and can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    """The one word that says what state a socket mount is in."""
+
+    LIVE = "live"
+    OK = "ok"
+    STALE = "stale"
+    MISSING = "missing"
+    SHADOWED = "shadowed"
+    DETACHED = "detached"
+    DENIED = "denied"
+    NOT_SOCKET = "not-socket"
+    UNKNOWN = "unknown"
+
+    @property
+    def healthy(self) -> bool:
+        return self in (Verdict.LIVE, Verdict.OK)
+
+    @property
+    def severity(self) -> int:
+        """Higher is worse; used to sort problems first and to pick a container's worst verdict."""
+        return _SEVERITY[self]
+
+
+_SEVERITY = {
+    Verdict.OK: 0,
+    Verdict.LIVE: 0,
+    Verdict.UNKNOWN: 1,
+    Verdict.DENIED: 2,
+    Verdict.NOT_SOCKET: 3,
+    Verdict.MISSING: 3,
+    Verdict.STALE: 4,
+    Verdict.DETACHED: 4,
+    Verdict.SHADOWED: 5,
+}
+
+
+class Role(StrEnum):
+    """Why a mount matters to socktui."""
+
+    SOCKET = "socket"
+    SOCKET_DIR = "socket-dir"
+    OTHER = "other"
+
+
+class Kind(StrEnum):
+    """What an ``lstat`` found at a path (never following a final symlink)."""
+
+    MISSING = "missing"
+    SOCKET = "socket"
+    DIRECTORY = "directory"
+    FILE = "file"
+    SYMLINK = "symlink"
+    FIFO = "fifo"
+    CHAR_DEVICE = "char-device"
+    BLOCK_DEVICE = "block-device"
+    ERROR = "error"  # lstat itself failed (EACCES on a parent, ELOOP, ...): see PathStat.error
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    endpoint: str
+    local: bool
+    version: str = ""
+    api_version: str = ""
+    rootless: bool = False
+    desktop: bool = False  # Docker Desktop: sources may live only inside its VM
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    type: str  # bind, volume, tmpfs, npipe, cluster
+    source: str
+    destination: str
+    rw: bool = True
+    mode: str = ""
+    propagation: str = ""
+    name: str = ""  # volume name, for named volumes
+    # True when the mount came from ``-v`` (HostConfig.Binds), False from ``--mount`` (HostConfig.Mounts),
+    # None when unknown (container not inspected).
+    from_binds: bool | None = None
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    id: str
+    name: str
+    state: str  # created, running, paused, restarting, removing, exited, dead
+    image: str
+    mounts: tuple[MountSpec, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    pid: int | None = None
+    started_at: float | None = None  # epoch seconds, from State.StartedAt
+    user: str = ""  # Config.User as given: "", "1000", "1000:1000", "app", "app:docker"
+    group_add: tuple[str, ...] = ()
+    inspected: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "paused", "restarting")
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    def label(self, key: str) -> str | None:
+        for k, v in self.labels:
+            if k == key:
+                return v
+        return None
+
+    @property
+    def compose(self) -> str | None:
+        project = self.label("com.docker.compose.project")
+        service = self.label("com.docker.compose.service")
+        if project and service:
+            return f"{project}/{service}"
+        return project or service
+
+
+@dataclass(frozen=True)
+class PathStat:
+    """What one ``lstat`` saw. ``dev``/``ino`` identify the object; ``entries`` counts a directory's children."""
+
+    path: str
+    kind: Kind
+    dev: int = 0
+    ino: int = 0
+    mode: int = 0
+    uid: int = 0
+    gid: int = 0
+    nlink: int = 0
+    mtime: float = 0.0
+    entries: int | None = None  # directories only; None when not listed
+    symlink_target: str | None = None
+    error: str | None = None  # errno name when kind is ERROR
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        return (self.dev, self.ino)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One connect attempt. ``errno`` is a name such as ECONNREFUSED, or None on success."""
+
+    ok: bool
+    errno: str | None = None
+    latency_ms: float = 0.0
+    sock_type: str = "stream"  # stream, dgram, seqpacket: the type that worked (or was last tried)
+    api: str | None = None  # "docker" or "podman" when the socket answered GET /_ping
+    detail: str = ""
+    reply: str | None = None  # echo test: what came back
+
+
+@dataclass(frozen=True)
+class Listener:
+    pid: int
+    command: str
+    container: str | None = None  # container name when the process runs in one
+
+
+@dataclass(frozen=True)
+class Creds:
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+
+    @property
+    def root(self) -> bool:
+        return self.uid == 0
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    """The container's own view of a path, resolved inside its root (never through a host symlink).
+
+    ``stat`` is None when the view could not be had; ``unavailable`` then says why.
+    """
+
+    path: str
+    stat: PathStat | None = None
+    probe: ProbeResult | None = None
+    unavailable: str | None = None
+    parents: tuple[PathStat, ...] = ()  # the directories above it, for the search-permission check
+
+
+@dataclass(frozen=True)
+class FixOffer:
+    id: str
+    title: str
+    destructive: bool
+
+
+@dataclass(frozen=True)
+class SocketReport:
+    """A socket inside a ``socket-dir`` mount, with its own verdict."""
+
+    name: str
+    host_path: str
+    container_path: str
+    verdict: Verdict
+    reason: str
+    host: PathStat | None = None
+    host_probe: ProbeResult | None = None
+    container: ContainerView | None = None
+    listener: Listener | None = None
+
+
+@dataclass(frozen=True)
+class MountReport:
+    mount: MountSpec
+    role: Role
+    verdict: Verdict | None  # None for role OTHER: nothing to judge
+    reason: str
+    host: PathStat | None = None
+    host_probe: ProbeResult | None = None
+    container: ContainerView | None = None
+    listener: Listener | None = None
+    shadow_created_by_docker_at: float | None = None
+    sockets: tuple[SocketReport, ...] = ()
+    fixes: tuple[FixOffer, ...] = ()
+
+    @property
+    def relevant(self) -> bool:
+        return self.role is not Role.OTHER
+
+
+@dataclass(frozen=True)
+class ContainerReport:
+    container: ContainerSpec
+    mounts: tuple[MountReport, ...] = ()
+    note: str | None = None  # e.g. "vanished while being inspected"
+
+    @property
+    def socket_mounts(self) -> tuple[MountReport, ...]:
+        return tuple(m for m in self.mounts if m.relevant)
+
+    @property
+    def worst(self) -> Verdict | None:
+        verdicts = [m.verdict for m in self.socket_mounts if m.verdict is not None]
+        if not verdicts:
+            return None
+        return max(verdicts, key=lambda v: v.severity)
+
+    @property
+    def problems(self) -> int:
+        return sum(1 for m in self.socket_mounts if m.verdict is not None and not m.verdict.healthy)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    engine: EngineInfo
+    containers: tuple[ContainerReport, ...] = field(default=())
+    checked_at: float = 0.0
+
+    @property
+    def healthy(self) -> bool:
+        return all(c.problems == 0 for c in self.containers)

@@ -1,0 +1,175 @@
+"""Gathering observations: ``lstat``, probes and the container's view for one container's mounts.
+
+Thin on purpose: every decision about what the observations mean lives in ``verdict``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable
+from dataclasses import replace
+
+from .fsview import ContainerRoot, errno_name, host_lstat, host_socket_names
+from .listeners import ListenerIndex
+from .model import ContainerSpec, ContainerView, Creds, EngineInfo, Kind, MountSpec, PathStat, Role
+from .permissions import resolve_creds
+from .probe import probe_fd, probe_host_path, wants_ping
+from .roles import expected_in, role_of
+from .verdict import MountObservation, PathObservation
+
+
+class HostCache:
+    """``lstat`` results for host paths, shared by all containers of one check (many mount the same source)."""
+
+    def __init__(self) -> None:
+        self._stats: dict[str, PathStat] = {}
+        self._sockets: dict[str, tuple[str, ...]] = {}
+
+    def lstat(self, path: str) -> PathStat:
+        if path not in self._stats:
+            self._stats[path] = host_lstat(path)
+        return self._stats[path]
+
+    def sockets_in(self, path: str) -> tuple[str, ...]:
+        if path not in self._sockets:
+            self._sockets[path] = host_socket_names(path) if self.lstat(path).kind is Kind.DIRECTORY else ()
+        return self._sockets[path]
+
+
+def mount_role(mount: MountSpec, engine: EngineInfo, cache: HostCache, expected: Iterable[str]) -> Role:
+    if not engine.local or not mount.source:
+        return role_of(mount, None, (), expected)
+    host = cache.lstat(mount.source)
+    return role_of(mount, host.kind, cache.sockets_in(mount.source), expected)
+
+
+class ContainerLook:
+    """One container's root, opened once and used for all its mounts. Never used to change anything."""
+
+    def __init__(self, container: ContainerSpec) -> None:
+        self.container = container
+        self.root: ContainerRoot | None = None
+        self.unavailable: str | None = None
+        if not container.running:
+            return
+        if not container.pid:
+            self.unavailable = "the engine reported no process id"
+            return
+        try:
+            self.root = ContainerRoot(container.pid)
+        except PermissionError:
+            self.unavailable = (
+                f"no permission to look into /proc/{container.pid}/root (run socktui as root, or as the "
+                "container's uid)"
+            )
+        except OSError as exc:
+            self.unavailable = f"cannot open /proc/{container.pid}/root: {errno_name(exc.errno)}"
+
+    def close(self) -> None:
+        if self.root is not None:
+            self.root.close()
+
+    def creds(self) -> tuple[Creds | None, str]:
+        user = self.container.user
+        numeric = all(part.isdigit() for part in (user or "0").split(":") if part)
+        passwd = group = None
+        if self.root is not None:
+            passwd = self.root.read_text("/etc/passwd")
+            group = self.root.read_text("/etc/group")
+        elif not numeric or self.container.group_add:
+            return None, "user names need the container's /etc/passwd, which can only be read while it runs"
+        return resolve_creds(user, self.container.group_add, passwd, group)
+
+    def view(self, path: str, *, with_parents: bool) -> ContainerView:
+        if self.root is None:
+            return ContainerView(path=path, unavailable=self.unavailable)
+        seen = self.root.lstat(path)
+        probe = None
+        if seen.kind is Kind.SOCKET:
+            try:
+                with self.root.opened(path) as fd:
+                    probe = probe_fd(fd, ping=wants_ping(path))
+            except OSError:
+                probe = None
+        parents = self.root.parents(path) if with_parents else ()
+        return ContainerView(path=path, stat=seen, probe=probe, parents=parents)
+
+
+def observe_path(
+    host_path: str,
+    container_path: str,
+    look: ContainerLook,
+    cache: HostCache,
+    listeners: ListenerIndex,
+    *,
+    with_parents: bool,
+) -> PathObservation:
+    host = cache.lstat(host_path)
+    host_probe = probe_host_path(host_path, ping=wants_ping(host_path)) if host.kind is Kind.SOCKET else None
+    view = look.view(container_path, with_parents=with_parents) if look.container.running else None
+    if host_probe is not None and host_probe.ok:
+        listeners.want(host_path)
+        if look.container.pid and look.root is not None:
+            listeners.want(container_path, look.container.pid)
+    return PathObservation(
+        host_path=host_path, container_path=container_path, host=host, host_probe=host_probe, view=view
+    )
+
+
+def observe_mount(
+    engine: EngineInfo,
+    look: ContainerLook,
+    mount: MountSpec,
+    role: Role,
+    cache: HostCache,
+    listeners: ListenerIndex,
+    creds: tuple[Creds | None, str],
+    expected: Iterable[str] = (),
+) -> MountObservation:
+    container = look.container
+    user_creds, note = creds
+    needs_parents = user_creds is not None and not user_creds.root
+    if not engine.local:
+        target = PathObservation(host_path=mount.source, container_path=mount.destination, host=None)
+        return MountObservation(engine, container, mount, role, target)
+    target = observe_path(mount.source, mount.destination, look, cache, listeners, with_parents=needs_parents)
+    entries: list[PathObservation] = []
+    if role is Role.SOCKET_DIR and target.host is not None and target.host.kind is Kind.DIRECTORY:
+        names = set(cache.sockets_in(mount.source))
+        names.update(expected_in(mount.source, expected))
+        names.update(expected_in(mount.destination, expected))
+        for name in sorted(names):
+            entries.append(
+                observe_path(
+                    posixpath.join(mount.source, name),
+                    posixpath.join(mount.destination, name),
+                    look,
+                    cache,
+                    listeners,
+                    with_parents=needs_parents,
+                )
+            )
+    return MountObservation(
+        engine=engine,
+        container=container,
+        mount=mount,
+        role=role,
+        target=target,
+        entries=tuple(entries),
+        creds=user_creds,
+        creds_note=note,
+    )
+
+
+def with_listeners(obs: MountObservation, listeners: ListenerIndex) -> MountObservation:
+    """Fill in who listens, once ``listeners.resolve()`` has run for the whole check."""
+
+    def filled(path_obs: PathObservation) -> PathObservation:
+        if path_obs.host_probe is None or not path_obs.host_probe.ok:
+            return path_obs
+        found = listeners.get(path_obs.host_path)
+        if found is None and obs.container.pid:
+            found = listeners.get(path_obs.container_path, obs.container.pid)
+        return replace(path_obs, listener=found)
+
+    return replace(obs, target=filled(obs.target), entries=tuple(filled(e) for e in obs.entries))

@@ -1,0 +1,105 @@
+"""Rendering a CheckReport: the JSON contract of ``socktui check --json`` and the 80-column text form."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import Any
+
+from .model import CheckReport, ContainerReport, Listener, MountReport, Role, SocketReport
+
+SCHEMA = 1
+
+
+def _listener(listener: Listener | None) -> dict[str, Any] | None:
+    if listener is None:
+        return None
+    return {"pid": listener.pid, "command": listener.command, "container": listener.container}
+
+
+def _socket(sock: SocketReport) -> dict[str, Any]:
+    return {
+        "name": sock.name,
+        "host_path": sock.host_path,
+        "container_path": sock.container_path,
+        "verdict": sock.verdict.value,
+        "reason": sock.reason,
+    }
+
+
+def _mount(m: MountReport) -> dict[str, Any]:
+    return {
+        "type": m.mount.type,
+        "source": m.mount.source,
+        "destination": m.mount.destination,
+        "rw": m.mount.rw,
+        "role": m.role.value,
+        "verdict": m.verdict.value if m.verdict else None,
+        "reason": m.reason,
+        "listener": _listener(m.listener),
+        "sockets": [_socket(s) for s in m.sockets] if m.role is Role.SOCKET_DIR else [],
+        "fixes": [{"id": f.id, "title": f.title, "destructive": f.destructive} for f in m.fixes],
+    }
+
+
+def _container(c: ContainerReport, include_all: bool) -> dict[str, Any]:
+    mounts = c.mounts if include_all else c.socket_mounts
+    return {
+        "id": c.container.id,
+        "name": c.container.name,
+        "state": c.container.state,
+        "image": c.container.image,
+        "mounts": [_mount(m) for m in mounts],
+    }
+
+
+def to_document(report: CheckReport, include_all: bool = False) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "engine": {"endpoint": report.engine.endpoint, "local": report.engine.local, "version": report.engine.version},
+        "containers": [_container(c, include_all) for c in report.containers],
+    }
+
+
+def to_json(report: CheckReport, include_all: bool = False) -> str:
+    # ensure_ascii keeps the document valid whatever bytes a path held (lone surrogates become \udcxx escapes).
+    return json.dumps(to_document(report, include_all), ensure_ascii=True, indent=2)
+
+
+def printable(text: str) -> str:
+    """Paths may hold newlines or control characters: show them escaped, never let them break a line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def to_text(report: CheckReport, include_all: bool = False, width: int = 80) -> str:
+    engine = report.engine
+    where = "local" if engine.local else "remote"
+    lines = [f"engine {engine.endpoint} ({where}, Docker {engine.version or '?'})"]
+    total = sum(len(c.socket_mounts) for c in report.containers)
+    problems = sum(c.problems for c in report.containers)
+    lines.append(f"{len(report.containers)} containers, {total} socket mounts, {problems} problems")
+    for c in report.containers:
+        mounts = c.mounts if include_all else c.socket_mounts
+        worst = c.worst.value if c.worst else "-"
+        lines.append("")
+        lines.append(f"{printable(c.container.name)}  [{c.container.state}]  {worst}")
+        if not mounts:
+            lines.append("  (no socket mounts)")
+        for m in mounts:
+            verdict = m.verdict.value if m.verdict else m.role.value
+            lines.append(f"  {verdict:<10} {printable(m.mount.source)} -> {printable(m.mount.destination)}")
+            if m.reason:
+                lines.extend(
+                    textwrap.wrap(printable(m.reason), width=width, initial_indent=" " * 13, subsequent_indent=" " * 13)
+                )
+            for s in m.sockets:
+                lines.append(f"    {s.verdict.value:<10} {printable(s.name)}")
+                if not s.verdict.healthy:
+                    lines.extend(
+                        textwrap.wrap(
+                            printable(s.reason), width=width, initial_indent=" " * 15, subsequent_indent=" " * 15
+                        )
+                    )
+            if m.fixes:
+                lines.append(" " * 13 + "fixes: " + ", ".join(f.id for f in m.fixes))
+    return "\n".join(lines) + "\n"

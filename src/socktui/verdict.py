@@ -1,0 +1,324 @@
+"""Deciding a verdict: a pure function of observations. No I/O happens here, so every branch is unit-tested.
+
+Order matters. ``connect()`` cannot tell a stale socket from a directory or a file (all give ECONNREFUSED), so the
+kind from ``lstat`` decides first; then whether the container still sees the same inode (a detached mount looks
+fine from the host); then the host probe; then the container user's permissions.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .model import (
+    ContainerSpec,
+    ContainerView,
+    Creds,
+    EngineInfo,
+    Kind,
+    Listener,
+    MountSpec,
+    PathStat,
+    ProbeResult,
+    Role,
+    Verdict,
+)
+from .permissions import SEARCH, WRITE, can_access
+
+# An empty root-owned directory whose mtime is this close to the container's start was made by Docker.
+SHADOW_WINDOW_SECONDS = 10.0
+DESKTOP_ONLY_PREFIXES = ("/run/host-services/", "/host_mnt/", "/run/desktop/")
+
+
+@dataclass(frozen=True)
+class PathObservation:
+    """Everything seen about one expected socket: on the host, and through the container's eyes."""
+
+    host_path: str
+    container_path: str
+    host: PathStat | None
+    host_probe: ProbeResult | None = None
+    view: ContainerView | None = None
+    listener: Listener | None = None
+
+
+@dataclass(frozen=True)
+class MountObservation:
+    engine: EngineInfo
+    container: ContainerSpec
+    mount: MountSpec
+    role: Role
+    target: PathObservation  # the mount itself: its source on the host and its destination inside
+    entries: tuple[PathObservation, ...] = ()  # sockets inside a socket-dir
+    creds: Creds | None = None
+    creds_note: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reason: str
+    shadow_created_at: float | None = None
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _mode(st: PathStat) -> str:
+    return f"{st.mode:04o} {st.uid}:{st.gid}"
+
+
+def decide(obs: MountObservation) -> Decision | None:
+    """The verdict for a mount, or None for a mount that is not socket-relevant."""
+    if obs.role is Role.OTHER:
+        return None
+    engine, mount = obs.engine, obs.mount
+    if not engine.local:
+        return Decision(
+            Verdict.UNKNOWN,
+            f"the engine at {engine.endpoint} is remote: {mount.source} is a path on that machine; "
+            "run socktui there to inspect it",
+        )
+    host = obs.target.host
+    if engine.desktop and (
+        mount.source.startswith(DESKTOP_ONLY_PREFIXES) or (host is not None and host.kind is Kind.MISSING)
+    ):
+        return Decision(
+            Verdict.UNKNOWN,
+            f"{mount.source} exists only inside Docker Desktop's VM: not inspectable from here",
+        )
+    if obs.role is Role.SOCKET_DIR:
+        return _decide_dir(obs)
+    return decide_path(obs.target, obs, file_mount=True)
+
+
+def decide_path(target: PathObservation, obs: MountObservation, *, file_mount: bool) -> Decision:
+    container, mount = obs.container, obs.mount
+    host = target.host
+    path = target.host_path
+    if host is None:
+        return Decision(Verdict.UNKNOWN, f"{path} was not looked at")
+    if host.kind is Kind.ERROR:
+        return Decision(
+            Verdict.UNKNOWN,
+            f"cannot lstat {path}: {host.error}; run socktui as root or as the owner of its directory",
+        )
+    if host.kind is Kind.MISSING:
+        return _missing(target, obs, file_mount=file_mount)
+    if host.kind is Kind.DIRECTORY:
+        return _shadowed(host, container, mount) if file_mount else _not_socket(host)
+    if host.kind is not Kind.SOCKET:
+        return _not_socket(host)
+
+    view = target.view
+    if container.running and view is not None and view.stat is not None:
+        seen = view.stat
+        if seen.kind is Kind.MISSING:
+            return Decision(
+                Verdict.DETACHED,
+                f"the host has a socket at {path} (inode {host.ino}) but {container.name} sees nothing at "
+                f"{target.container_path}: its mount no longer shows the host's current file",
+            )
+        if seen.identity != host.identity:
+            gone = " (deleted)" if seen.nlink == 0 else ""
+            return Decision(
+                Verdict.DETACHED,
+                f"{path} is now inode {host.ino}, but {container.name} still sees inode {seen.ino}{gone} at "
+                f"{target.container_path}: the socket was re-created after the container started",
+            )
+
+    probe = target.host_probe
+    if probe is not None and not probe.ok:
+        if probe.errno == "ECONNREFUSED":
+            return Decision(
+                Verdict.STALE,
+                f"a socket file nobody listens on: connect() got ECONNREFUSED (inode {host.ino}, "
+                f"last changed {_clock(host.mtime)})",
+            )
+        if probe.errno == "EACCES":
+            return Decision(Verdict.DENIED, f"connect() from the host got EACCES ({_mode(host)})")
+        if probe.errno == "EAGAIN":
+            return Decision(
+                Verdict.UNKNOWN,
+                "the server is bound but not accepting: its listen backlog is full (EAGAIN); it is stuck or overloaded",
+            )
+        return Decision(Verdict.UNKNOWN, f"connect() got {probe.errno}: {probe.detail}")
+
+    denied = _permission_problem(target, obs, host)
+    if denied is not None:
+        return denied
+
+    if view is not None and view.probe is not None and not view.probe.ok:
+        if view.probe.errno == "EACCES":
+            return Decision(Verdict.DENIED, f"connect() from the container's view got EACCES ({_mode(host)})")
+        return Decision(
+            Verdict.UNKNOWN,
+            f"the host connects, but from {container.name}'s view connect() got {view.probe.errno}",
+        )
+
+    how = _accepts(probe, target.listener)
+    if not container.running:
+        return Decision(Verdict.LIVE, f"{how}; {container.name} is {container.state} and will see it when started")
+    if view is None or view.stat is None:
+        why = view.unavailable if view is not None and view.unavailable else "the container was not looked into"
+        return Decision(
+            Verdict.UNKNOWN,
+            f"{how}, but {container.name}'s view cannot be checked: {why}",
+        )
+    return Decision(Verdict.LIVE, f"{how}; {container.name} sees the same inode {host.ino}")
+
+
+def _accepts(probe: ProbeResult | None, listener: Listener | None) -> str:
+    text = "accepts connections"
+    if probe is not None:
+        text += f" ({probe.latency_ms:.2f} ms"
+        if probe.sock_type != "stream":
+            text += f", {probe.sock_type}"
+        if probe.api:
+            text += f", {'Podman' if probe.api == 'podman' else 'Docker'} API socket"
+        text += ")"
+    if listener is not None:
+        where = f" in {listener.container}" if listener.container else ""
+        text += f"; pid {listener.pid} {short_command(listener.command)}{where} listens"
+    return text
+
+
+def short_command(command: str, limit: int = 60) -> str:
+    flat = " ".join(command.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _missing(target: PathObservation, obs: MountObservation, *, file_mount: bool) -> Decision:
+    container, mount = obs.container, obs.mount
+    path = target.host_path
+    if not file_mount:
+        return Decision(Verdict.MISSING, f"no socket at {path}: the server has not bound it, or removed it")
+    if container.state == "created":
+        if mount.from_binds is True:
+            return Decision(
+                Verdict.MISSING,
+                f"nothing at {path}; starting {container.name} will make Docker create a directory there "
+                "(a -v mount), which then blocks the server: start the server first",
+            )
+        if mount.from_binds is False:
+            return Decision(
+                Verdict.MISSING,
+                f"nothing at {path}; {container.name} will refuse to start (--mount: bind source path does not "
+                "exist) until the server creates it",
+            )
+    extra = ""
+    if container.running and target.view is not None and target.view.stat is not None:
+        seen = target.view.stat
+        if seen.kind is Kind.SOCKET:
+            extra = f"; {container.name} still holds the old socket (inode {seen.ino})"
+    elif mount.from_binds and not container.running:
+        extra = f"; the next start of {container.name} will make Docker create a directory there (a -v mount)"
+    return Decision(Verdict.MISSING, f"nothing at {path}: the server is not running or removed its socket{extra}")
+
+
+def _shadowed(host: PathStat, container: ContainerSpec, mount: MountSpec) -> Decision:
+    empty_root = host.entries == 0 and host.uid == 0
+    started = container.started_at
+    if empty_root and mount.from_binds and started is not None and abs(host.mtime - started) <= SHADOW_WINDOW_SECONDS:
+        return Decision(
+            Verdict.SHADOWED,
+            f"a directory stands where the socket should be: Docker created it (empty, root-owned) at "
+            f"{_clock(host.mtime)} when {container.name} started with a -v mount of a missing path; "
+            "the server's bind() now fails with EADDRINUSE",
+            shadow_created_at=host.mtime,
+        )
+    if empty_root and mount.from_binds is not False:
+        return Decision(
+            Verdict.SHADOWED,
+            f"an empty root-owned directory stands where the socket should be (made {_clock(host.mtime)}), "
+            "as Docker creates for a -v mount whose source is missing; the server's bind() fails with EADDRINUSE",
+        )
+    count = "empty" if host.entries == 0 else f"{host.entries} entries" if host.entries is not None else "unreadable"
+    return Decision(
+        Verdict.SHADOWED,
+        f"a directory ({count}, {_mode(host)}) stands where a socket is expected; the server cannot bind there",
+    )
+
+
+def _not_socket(host: PathStat) -> Decision:
+    if host.kind is Kind.SYMLINK:
+        return Decision(
+            Verdict.NOT_SOCKET,
+            f"a symlink to {host.symlink_target}, not followed: a container can plant links in a shared directory",
+        )
+    what = {
+        Kind.FILE: "a regular file",
+        Kind.DIRECTORY: "a directory",
+        Kind.FIFO: "a FIFO (named pipe)",
+        Kind.CHAR_DEVICE: "a character device",
+        Kind.BLOCK_DEVICE: "a block device",
+    }.get(host.kind, f"a {host.kind.value}")
+    return Decision(
+        Verdict.NOT_SOCKET,
+        f"{what} ({_mode(host)}) is where a socket is expected; connect() would fail with ECONNREFUSED",
+    )
+
+
+def _permission_problem(target: PathObservation, obs: MountObservation, host: PathStat) -> Decision | None:
+    creds = obs.creds
+    if creds is None or creds.root:
+        return None
+    who = obs.creds_note or f"uid {creds.uid} gid {creds.gid}"
+    view = target.view
+    # Judge the inode the container actually reaches when it has one; the host's otherwise.
+    seen = view.stat if view is not None else None
+    sock = seen if seen is not None and seen.kind is Kind.SOCKET else host
+    if not can_access(creds, sock, WRITE):
+        return Decision(
+            Verdict.DENIED,
+            f"{obs.container.name} runs as {who}, but the socket is {_mode(sock)}: connecting needs write "
+            f"permission (add --group-add {sock.gid}, or change the socket's group)",
+        )
+    for parent in _container_parents(target):
+        if parent.kind is Kind.DIRECTORY and not can_access(creds, parent, SEARCH):
+            return Decision(
+                Verdict.DENIED,
+                f"{obs.container.name} runs as {who}, but cannot search {parent.path} ({_mode(parent)}) "
+                f"on the way to {target.container_path}",
+            )
+    return None
+
+
+def _container_parents(target: PathObservation) -> tuple[PathStat, ...]:
+    return target.view.parents if target.view is not None else ()
+
+
+def _decide_dir(obs: MountObservation) -> Decision:
+    container = obs.container
+    host = obs.target.host
+    if host is None or host.kind is Kind.ERROR:
+        return decide_path(obs.target, obs, file_mount=False)
+    if host.kind is not Kind.DIRECTORY:
+        return decide_path(obs.target, obs, file_mount=True)
+    view = obs.target.view
+    if container.running and view is not None and view.stat is not None and view.stat.identity != host.identity:
+        return Decision(
+            Verdict.DETACHED,
+            f"{obs.mount.source} is now inode {host.ino}, but {container.name} still sees directory inode "
+            f"{view.stat.ino}: the directory was re-created after the container started",
+        )
+    if not obs.entries:
+        return Decision(Verdict.MISSING, f"no sockets in {obs.mount.source}: no server has bound one there")
+    decisions = [(entry, decide_path(entry, obs, file_mount=False)) for entry in obs.entries]
+    bad = [(e, d) for e, d in decisions if not d.verdict.healthy]
+    if not bad:
+        names = ", ".join(e.host_path.rsplit("/", 1)[-1] for e in obs.entries)
+        count = len(obs.entries)
+        return Decision(Verdict.OK, f"{count} socket{'s' if count != 1 else ''} inside, all live: {names}")
+    worst_entry, worst = max(bad, key=lambda pair: pair[1].verdict.severity)
+    name = worst_entry.host_path.rsplit("/", 1)[-1]
+    return Decision(
+        worst.verdict,
+        f"{len(bad)} of {len(obs.entries)} sockets inside are not live; {name}: {worst.reason}",
+    )
+
+
+def decide_entry(entry: PathObservation, obs: MountObservation) -> Decision:
+    """The verdict of one socket inside a socket-dir."""
+    return decide_path(entry, obs, file_mount=False)
