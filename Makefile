@@ -1,0 +1,53 @@
+# Everything runs from the project's own virtualenv, created on first use, so that
+# `make test` works on a fresh clone with nothing but python3 installed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Only the folders that exist: git does not keep empty ones, and ruff fails on a missing path.
+LINT_PATHS := $(wildcard src tests bench)
+
+ARGS ?=
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := check
+.PHONY: run test lint check format screenshots bench clean distclean
+
+# Reinstall whenever pyproject.toml changes (new dependency, new entry point).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/socktui $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy
+
+check: lint test
+
+format: $(STAMP)
+	$(BIN)/ruff format $(LINT_PATHS)
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+
+screenshots: $(STAMP)
+	$(BIN)/python tools/screenshots.py
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+# Keeps the virtualenv: rebuilding it needs the package index. `make distclean` removes it too.
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist snapshot_report.html bench/_work
+	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from harness import ENV_REQUIRE_ENGINE, ContainerFactory, Engine, SocketServers, engine_from_env, open_engine
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """A Docker engine with the test image: SOCKTUI_TEST_DOCKER_HOST, or a private dockerd for the session.
+
+    Skips when neither is possible, unless SOCKTUI_REQUIRE_ENGINE=1 (CI), where a silent skip
+    would hide that the engine tests never ran.
+    """
+    choice = engine_from_env()
+    if not choice.available:
+        if os.environ.get(ENV_REQUIRE_ENGINE) == "1":
+            pytest.fail(f"{ENV_REQUIRE_ENGINE}=1 but {choice.reason}", pytrace=False)
+        pytest.skip(choice.reason)
+    with open_engine(choice) as eng:
+        yield eng
+
+
+@pytest.fixture
+def containers(engine: Engine) -> Iterator[ContainerFactory]:
+    factory = ContainerFactory(engine)
+    try:
+        yield factory
+    finally:
+        factory.cleanup()
+
+
+@pytest.fixture
+def sockserver() -> Iterator[SocketServers]:
+    servers = SocketServers()
+    try:
+        yield servers
+    finally:
+        servers.cleanup()
