@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from . import __version__
 from .diagnose import diagnose, unmatched
 from .engine import Engine, EngineError
+from .fixcli import add_fix_parser, run_fix
 from .report import to_json, to_text
 
 EXIT_HEALTHY = 0
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print one JSON document (schema 1) on stdout")
     check.add_argument("--all", action="store_true", help="also list mounts that are not socket-relevant")
     check.add_argument("--expect", action="append", default=[], metavar="PATH", help="treat PATH as a socket")
+    add_fix_parser(commands, common)
     return parser
 
 
@@ -77,8 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             return run_check(args)
         if args.command == "fix":
-            from .fixcli import run_fix
-
             return run_fix(args)
         return run_tui(args)
     except EngineError as exc:

@@ -1,0 +1,144 @@
+"""``socktui fix CONTAINER DESTINATION [FIX_ID] [--dry-run] [--yes]``: list, preview, confirm, apply, record."""
+
+from __future__ import annotations
+
+import argparse
+import posixpath
+import sys
+
+from . import audit
+from .diagnose import diagnose
+from .engine import Engine
+from .fixes import DEFAULT_WAIT_SECONDS, FixResult, apply_plan, plan_fix, render_plan
+from .model import ContainerReport, MountReport
+from .report import printable
+
+EXIT_DONE = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+
+def add_fix_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    fix = commands.add_parser(
+        "fix",
+        parents=[common],
+        help="list, preview and apply the fixes for one mount",
+        description=(
+            "Without FIX_ID, lists the fixes that apply. With it, prints the plan and asks y/N (or needs --yes "
+            "when not on a terminal). Exit 0 applied or nothing to do, 1 refused or failed, 2 usage or engine error."
+        ),
+    )
+    fix.add_argument("container", metavar="CONTAINER", help="container name or id")
+    fix.add_argument("destination", metavar="DESTINATION", help="the mount's path inside the container (or its source)")
+    fix.add_argument("fix_id", nargs="?", metavar="FIX_ID", help="which fix to apply")
+    fix.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    fix.add_argument("-y", "--yes", action="store_true", help="apply without asking")
+    fix.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_WAIT_SECONDS,
+        metavar="SECONDS",
+        help=f"how long remove-shadow-dir waits for the server to bind before starting containers "
+        f"(default {DEFAULT_WAIT_SECONDS:.0f})",
+    )
+    fix.add_argument("--expect", action="append", default=[], metavar="PATH", help="treat PATH as a socket")
+
+
+def find_mount(report: ContainerReport, where: str) -> MountReport | None:
+    norm = posixpath.normpath(where)
+    for m in report.socket_mounts:
+        if norm in (posixpath.normpath(m.mount.destination), posixpath.normpath(m.mount.source)):
+            return m
+    for m in report.socket_mounts:  # a socket inside a socket-dir, named by either of its paths
+        if any(norm in (s.container_path, s.host_path) for s in m.sockets):
+            return m
+    return None
+
+
+def _confirm(question: str) -> bool:
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _print_result(result: FixResult) -> None:
+    for step in result.steps:
+        mark = "done" if step.ok else "STOP"
+        print(f"  [{mark}] {printable(step.message)}")
+    print(f"{result.status}: {printable(result.message)}")
+    if result.plan.advice and result.status == "applied":
+        print(result.plan.advice)
+
+
+def run_fix(args: argparse.Namespace) -> int:
+    engine = Engine.from_options(host=args.host, context=args.context)
+    check = diagnose(engine, expected=args.expect)
+    chosen = [c for c in check.containers if args.container in (c.container.name, c.container.id)] or [
+        c for c in check.containers if len(args.container) >= 3 and c.container.id.startswith(args.container)
+    ]
+    if not chosen:
+        print(f"socktui: no such container: {args.container} (see `docker ps -a`)", file=sys.stderr)
+        return EXIT_USAGE
+    report = chosen[0]
+    mount = find_mount(report, args.destination)
+    if mount is None:
+        known = ", ".join(m.mount.destination for m in report.socket_mounts) or "none"
+        print(
+            f"socktui: {report.container.name} has no socket mount at {args.destination} (socket mounts: {known})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    verdict = mount.verdict.value if mount.verdict else "-"
+    print(f"{report.container.name}: {mount.mount.source} -> {mount.mount.destination}: {verdict}")
+    print(f"  {printable(mount.reason)}")
+    if not args.fix_id:
+        if not mount.fixes:
+            print("nothing to do: no fix applies")
+            return EXIT_DONE
+        print("fixes:")
+        for f in mount.fixes:
+            kind = "changes things" if f.destructive else "advice"
+            print(f"  {f.id:<22} {f.title} ({kind})")
+        print(f"apply one with: socktui fix {report.container.name} {mount.mount.destination} FIX_ID")
+        return EXIT_DONE
+
+    plan = plan_fix(args.fix_id, report, mount, check.containers, wait_seconds=args.wait)
+    print(render_plan(plan))
+    if plan.refusal:
+        audit.record(FixResult(plan, "refused", plan.refusal))
+        print(f"refused: {plan.refusal}", file=sys.stderr)
+        return EXIT_REFUSED
+    if not plan.changes:
+        return EXIT_DONE
+    if args.dry_run:
+        print("dry run: nothing was changed")
+        return EXIT_DONE
+    if args.read_only:
+        result = apply_plan(plan, engine, read_only=True)
+        _warn(audit.record(result))
+        print(f"refused: {result.message}", file=sys.stderr)
+        return EXIT_REFUSED
+    if not args.yes:
+        if not sys.stdin.isatty():
+            result = FixResult(plan, "refused", "not confirmed: stdin is not a terminal; pass --yes to apply")
+            _warn(audit.record(result))
+            print(f"refused: {result.message}", file=sys.stderr)
+            return EXIT_REFUSED
+        if not _confirm("Apply this fix?"):
+            result = FixResult(plan, "refused", "not confirmed by the user")
+            _warn(audit.record(result))
+            print("nothing was changed")
+            return EXIT_REFUSED
+    result = apply_plan(plan, engine, wait_seconds=args.wait, progress=lambda r: None)
+    _warn(audit.record(result))
+    _print_result(result)
+    return EXIT_DONE if result.ok else EXIT_REFUSED
+
+
+def _warn(message: str | None) -> None:
+    if message:
+        print(f"socktui: warning: {message}", file=sys.stderr)
