@@ -1,0 +1,208 @@
+"""A live session: the engine, the options, and the latest report, updated piecemeal as things change.
+
+The TUI is given one of these (``make_session``), the same way the CLI builds one, so the screen and
+``socktui check`` always come from the same code. Every method here may block: callers run them in threads.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .diagnose import diagnose, diagnose_containers
+from .engine import Engine
+from .model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, MountReport, Role, Verdict
+
+
+@dataclass(frozen=True)
+class Options:
+    host: str | None = None
+    context: str | None = None
+    read_only: bool = False
+    expected: tuple[str, ...] = ()
+    watch_dirs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line for the event log, derived by comparing two reports of the same container."""
+
+    container: str
+    text: str
+    verdict: Verdict | None = None
+
+
+@dataclass
+class Session:
+    engine: Engine
+    options: Options
+    info: EngineInfo | None = None
+    specs: dict[str, ContainerSpec] = field(default_factory=dict)
+    reports: dict[str, ContainerReport] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # ------------------------------------------------------------------ whole look
+    def full_check(self, cancel: threading.Event | None = None) -> CheckReport:
+        report = diagnose(self.engine, expected=self.options.expected, cancel=cancel)
+        with self.lock:
+            self.info = report.engine
+            self.specs = {r.container.id: r.container for r in report.containers}
+            self.reports = {r.container.id: r for r in report.containers}
+            self.order = [r.container.id for r in report.containers]
+        return report
+
+    def snapshot(self) -> CheckReport:
+        with self.lock:
+            info = self.info or EngineInfo(endpoint=self.engine.endpoint.url, local=self.engine.endpoint.local)
+            return CheckReport(
+                engine=info,
+                containers=tuple(self.reports[i] for i in self.order if i in self.reports),
+                checked_at=time.time(),
+            )
+
+    # ------------------------------------------------------------------ piecemeal updates
+    def refresh_container(self, container_id: str) -> tuple[ContainerReport | None, list[Change]]:
+        """After an engine event: inspect one container (one request) and re-decide it. None when it is gone."""
+        info = self.info or self.engine.info()
+        spec = self.engine.inspect_one(container_id)
+        if spec is None:
+            with self.lock:
+                old = self.reports.pop(container_id, None)
+                self.specs.pop(container_id, None)
+                if container_id in self.order:
+                    self.order.remove(container_id)
+            return None, ([Change(old.container.name, f"{old.container.name} removed")] if old else [])
+        [report] = diagnose_containers(info, [spec], self.options.expected)
+        return report, self._store([report])
+
+    def refresh_paths(self, paths: Iterable[str]) -> tuple[list[ContainerReport], list[Change]]:
+        """After filesystem changes: re-decide only the containers whose mounts involve these paths."""
+        ids = self.affected_by(paths)
+        return self.refresh_ids(ids)
+
+    def refresh_ids(self, ids: Iterable[str]) -> tuple[list[ContainerReport], list[Change]]:
+        info = self.info
+        if info is None:
+            return [], []
+        with self.lock:
+            specs = [self.specs[i] for i in ids if i in self.specs]
+        if not specs:
+            return [], []
+        reports = diagnose_containers(info, specs, self.options.expected)
+        return reports, self._store(reports)
+
+    def _store(self, reports: Sequence[ContainerReport]) -> list[Change]:
+        changes: list[Change] = []
+        with self.lock:
+            for report in reports:
+                cid = report.container.id
+                old = self.reports.get(cid)
+                changes.extend(describe_changes(old, report))
+                self.reports[cid] = report
+                self.specs[cid] = report.container
+                if cid not in self.order:
+                    self.order.append(cid)
+        return changes
+
+    def affected_by(self, paths: Iterable[str]) -> list[str]:
+        wanted = {posixpath.normpath(p) for p in paths}
+        parents = {posixpath.dirname(p) for p in wanted}
+        with self.lock:
+            reports = list(self.reports.values())
+        ids = []
+        for report in reports:
+            for m in report.socket_mounts:
+                source = posixpath.normpath(m.mount.source)
+                if source in wanted or source in parents:
+                    ids.append(report.container.id)
+                    break
+        return ids
+
+    # ------------------------------------------------------------------ what to watch
+    def watched_paths(self) -> set[str]:
+        """Host paths of every socket-relevant source, plus directories the user asked to watch."""
+        with self.lock:
+            paths = {
+                m.mount.source
+                for r in self.reports.values()
+                for m in r.socket_mounts
+                if m.mount.source and (self.info is None or self.info.local)
+            }
+        return paths
+
+    def socket_dirs(self) -> set[str]:
+        with self.lock:
+            dirs = {m.mount.source for r in self.reports.values() for m in r.socket_mounts if m.role is Role.SOCKET_DIR}
+        return dirs | set(self.options.watch_dirs)
+
+    def listener_pids(self) -> set[int]:
+        with self.lock:
+            pids = set()
+            for r in self.reports.values():
+                for m in r.socket_mounts:
+                    if m.listener:
+                        pids.add(m.listener.pid)
+                    pids.update(s.listener.pid for s in m.sockets if s.listener)
+            return pids
+
+    def live_socket_paths(self) -> set[str]:
+        """Sockets that answer now: the slow re-probe watches these for a silent death."""
+        with self.lock:
+            paths = set()
+            for r in self.reports.values():
+                for m in r.socket_mounts:
+                    if m.host_probe is not None and m.host_probe.ok:
+                        paths.add(m.mount.source)
+                    paths.update(s.host_path for s in m.sockets if s.host_probe is not None and s.host_probe.ok)
+            return paths
+
+
+def describe_changes(old: ContainerReport | None, new: ContainerReport) -> list[Change]:
+    name = new.container.name
+    changes: list[Change] = []
+    if old is None:
+        return [Change(name, f"{name} appeared ({new.container.state})", new.worst)]
+    if old.container.state != new.container.state:
+        changes.append(Change(name, f"{name} {new.container.state}", new.worst))
+    if old.container.name != new.container.name:
+        changes.append(Change(name, f"{old.container.name} renamed to {name}", new.worst))
+    before = {(m.mount.source, m.mount.destination): m for m in old.socket_mounts}
+    for m in new.socket_mounts:
+        prev = before.get((m.mount.source, m.mount.destination))
+        if prev is not None and prev.verdict == m.verdict and _socket_verdicts(prev) == _socket_verdicts(m):
+            continue
+        verdict = m.verdict
+        src = m.mount.source
+        if verdict is Verdict.LIVE and m.listener is not None:
+            text = f"{src} bound by pid {m.listener.pid} {m.listener.command[:60]}"
+        elif verdict is Verdict.SHADOWED and m.shadow_created_by_docker_at is not None:
+            text = f"Docker created directory {src} when {name} started"
+        else:
+            was = prev.verdict.value if prev is not None and prev.verdict else "new"
+            text = f"{src}: {was} → {verdict.value if verdict else '-'}"
+        changes.append(Change(name, text, verdict))
+        if m.role is Role.SOCKET_DIR and prev is not None:
+            old_socks = {s.name: s for s in prev.sockets}
+            for s in m.sockets:
+                before_s = old_socks.get(s.name)
+                if before_s is None or before_s.verdict != s.verdict:
+                    if s.verdict is Verdict.LIVE and s.listener is not None:
+                        text = f"{s.host_path} bound by pid {s.listener.pid} {s.listener.command[:60]}"
+                    else:
+                        text = f"{s.host_path}: {before_s.verdict.value if before_s else 'new'} → {s.verdict.value}"
+                    changes.append(Change(name, text, s.verdict))
+    return changes
+
+
+def _socket_verdicts(m: MountReport) -> tuple[tuple[str, str], ...]:
+    return tuple((s.name, s.verdict.value) for s in m.sockets)
+
+
+def make_session(options: Options, timeout: int = 10) -> Session:
+    return Session(
+        engine=Engine.from_options(host=options.host, context=options.context, timeout=timeout), options=options
+    )

@@ -1,0 +1,554 @@
+"""The socktui app: a thin view over a Session. Every engine call, probe and fix runs in a thread worker."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+from textual.worker import Worker, WorkerState
+
+from ..engine import EngineError
+from ..fixes import DEFAULT_WAIT_SECONDS, FixResult, plan_fix
+from ..fsview import host_lstat
+from ..model import CheckReport, ContainerReport, Kind, MountReport, ProbeResult
+from ..observe import ContainerLook
+from ..probe import probe_host_path, wants_ping
+from ..session import Change, Options, Session, make_session
+from .commands import COMMANDS, bindings
+from .messages import ContainersUpdated, EngineProblem, EngineRecovered, LogLine, ReportReady
+from .screens import ConnectScreen, FixScreen, HelpScreen
+from .widgets import ContainerList, EventLog, MountInfo, MountTable, describe_mount, verdict_color
+
+RETRY_MAX_SECONDS = 10.0
+
+
+@dataclass
+class PathsChanged(Message):
+    changes: list[tuple[str, str]]  # (path, "added" | "modified" | "deleted" | "probe")
+
+
+@dataclass
+class ContainerEvent(Message):
+    action: str
+    container_id: str
+    name: str
+
+
+@dataclass
+class ListenerExited(Message):
+    pid: int
+
+
+class SocktuiApp(App[int]):
+    CSS_PATH = "socktui.tcss"
+    TITLE = "socktui"
+    BINDINGS = bindings()
+
+    needle: reactive[str] = reactive("")
+    """The filter text; narrows the container list."""
+    show_all: reactive[bool] = reactive(False)
+    """Show every mount, not only socket-relevant ones."""
+    selected_id: reactive[str | None] = reactive(None)
+    """The container whose mounts the detail pane shows."""
+
+    def __init__(self, session: Session, *, live: bool = True, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> None:
+        super().__init__()
+        self.session = session
+        self.live = live
+        self.wait_seconds = wait_seconds
+        self.report: CheckReport | None = None
+        self.engine_down: str | None = None
+        self.retry_delay = 0.5
+        self.stop_live = threading.Event()
+        self.live_started = False
+        self.last_tests: dict[tuple[str, str], str] = {}
+        self._sources: list[object] = []
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Static("socktui", id="topbar")
+        yield Static("", id="banner")
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield Input(placeholder="filter: name, project, image, verdict", id="filter")
+                yield ContainerList(id="containers")
+            with Vertical(id="detail"):
+                yield MountTable(id="mounts")
+                with VerticalScroll(id="info-scroll"):
+                    yield MountInfo("", id="info")
+        yield EventLog(id="log", max_lines=2000, wrap=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter").display = False
+        self.query_one("#banner").display = False
+        self.query_one("#containers").border_title = "containers"
+        self.query_one("#mounts").border_title = "mounts"
+        self.query_one("#log").border_title = "events"
+        self.log_line(f"looking at {self.session.engine.endpoint.url} ({self.session.engine.endpoint.source})")
+        if self.session.options.read_only:
+            self.log_line("read-only mode: fixes are shown, never run")
+        self.query_one(ContainerList).focus()
+        self.load_all()
+        if self.live and self.session.options.watch_dirs:
+            self.start_live(engine=False)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for c in COMMANDS:
+            if c.show:
+                yield SystemCommand(c.label, c.help, self._runner(c.action))
+
+    def _runner(self, action: str) -> Callable[[], object]:
+        return lambda: self.run_action(action)
+
+    # ------------------------------------------------------------------ loading
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def load_all(self) -> None:
+        try:
+            report = self.session.full_check()
+        except EngineError as exc:
+            self.post_message(EngineProblem(str(exc)))
+            return
+        self.post_message(ReportReady(report))
+
+    def on_report_ready(self, message: ReportReady) -> None:
+        if self.engine_down:
+            self.post_message(EngineRecovered())
+        self.retry_delay = 0.5
+        self.report = message.report
+        self.refresh_view()
+        problems = sum(c.problems for c in message.report.containers)
+        self.log_line(f"checked {len(message.report.containers)} containers: {problems} problems")
+        if self.live and not self.live_started:
+            self.start_live(engine=True)
+        self.update_interest()
+
+    def on_engine_problem(self, message: EngineProblem) -> None:
+        first = self.engine_down is None
+        self.engine_down = message.message
+        banner = self.query_one("#banner", Static)
+        banner.update(Text(f"{message.message}\nRetrying in the background…", style="bold"))
+        banner.display = True
+        if first:
+            self.log_line(f"engine unreachable: {message.message.splitlines()[0]}", style="bold")
+        self.set_timer(self.retry_delay, self.load_all)
+        self.retry_delay = min(self.retry_delay * 2, RETRY_MAX_SECONDS)
+
+    def on_engine_recovered(self, message: EngineRecovered) -> None:
+        if self.engine_down:
+            self.log_line("engine reachable again", style="bold")
+        self.engine_down = None
+        self.query_one("#banner").display = False
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed worker is reported: what happened, and that the app keeps going."""
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            error = event.worker.error
+            self.log_line(f"{event.worker.name} failed: {type(error).__name__}: {error}", style="bold")
+            self.notify(
+                f"{event.worker.name} failed: {error}. socktui keeps running; press r to re-check.", severity="error"
+            )
+
+    # ------------------------------------------------------------------ view
+    def refresh_view(self) -> None:
+        report = self.report
+        if report is None:
+            return
+        self.update_topbar(report)
+        table = self.query_one(ContainerList)
+        table.show(report.containers, self.needle)
+        if table.selected_id != self.selected_id or self.selected_id is None:
+            self.selected_id = table.selected_id
+        self.show_detail()
+
+    def update_topbar(self, report: CheckReport) -> None:
+        engine = report.engine
+        mounts = sum(len(c.socket_mounts) for c in report.containers)
+        problems = sum(c.problems for c in report.containers)
+        text = Text("socktui ", style="bold")
+        worst = max((c.worst for c in report.containers if c.worst), key=lambda v: v.severity, default=None)
+        text.append(f"{problems} problems", style=f"bold {verdict_color(self, worst)}" if problems else "")
+        text.append(f" · {len(report.containers)} containers · {mounts} sockets · ")
+        text.append(f"{engine.endpoint.removeprefix('unix://')} {engine.version.split('+')[0] or '?'}", style="dim")
+        if self.session.options.read_only:
+            text.append("  read-only", style="bold")
+        self.query_one("#topbar", Static).update(text)
+
+    def selected_report(self) -> ContainerReport | None:
+        if self.report is None or self.selected_id is None:
+            return None
+        for c in self.report.containers:
+            if c.container.id == self.selected_id:
+                return c
+        return None
+
+    def visible_mounts(self, report: ContainerReport) -> tuple[MountReport, ...]:
+        return report.mounts if self.show_all else report.socket_mounts
+
+    def selected_mount(self) -> tuple[ContainerReport, MountReport] | None:
+        report = self.selected_report()
+        if report is None:
+            return None
+        mounts = self.visible_mounts(report)
+        if not mounts:
+            return None
+        row = self.query_one(MountTable).cursor_row
+        return report, mounts[min(max(row, 0), len(mounts) - 1)]
+
+    def show_detail(self) -> None:
+        report = self.selected_report()
+        table = self.query_one(MountTable)
+        info = self.query_one(MountInfo)
+        if report is None:
+            table.clear()
+            info.update("")
+            return
+        mounts = self.visible_mounts(report)
+        table.show(mounts)
+        c = report.container
+        table.border_title = f"{c.name} · {c.state} · {c.image}"[:60]
+        if not mounts:
+            hidden = len(report.mounts)
+            info.update(f"{c.name} has no socket mounts" + (f" ({hidden} others: press a)" if hidden else ""))
+            return
+        self.show_mount_info()
+
+    def show_mount_info(self) -> None:
+        picked = self.selected_mount()
+        info = self.query_one(MountInfo)
+        if picked is None:
+            info.update("")
+            return
+        report, mount = picked
+        last = self.last_tests.get((report.container.id, mount.mount.destination))
+        info.update(describe_mount(self, mount, last))
+
+    @on(DataTable.RowHighlighted, "#containers")
+    def container_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value
+        if key != self.selected_id:
+            self.selected_id = key
+            self.query_one(MountTable).move_cursor(row=0, animate=False)
+            self.show_detail()
+
+    @on(DataTable.RowHighlighted, "#mounts")
+    def mount_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_mount_info()
+
+    def watch_needle(self, needle: str) -> None:
+        self.refresh_view()
+
+    def watch_show_all(self, show_all: bool) -> None:
+        self.show_detail()
+
+    def log_line(self, text: str, style: str = "") -> None:
+        self.query_one(EventLog).add(text, style)
+
+    def on_log_line(self, message: LogLine) -> None:
+        self.log_line(message.text, message.style)
+
+    # ------------------------------------------------------------------ live updates
+    def start_live(self, *, engine: bool) -> None:
+        from ..watch import DirectoryWatcher, EngineEventStream, ListenerExitWatcher, Reprober
+
+        if engine:
+            self.live_started = True
+            self.events_stream = EngineEventStream()
+            self.follow_engine()
+            self.exit_watcher = ListenerExitWatcher()
+            self.watch_listeners()
+            self.reprober = Reprober()
+            self.reprobe()
+        if not hasattr(self, "dir_watcher"):
+            self.dir_watcher = DirectoryWatcher()
+            self.dir_watcher.set_paths(self.session.watched_paths(), self.session.socket_dirs())
+            self.watch_files()
+
+    def update_interest(self) -> None:
+        if hasattr(self, "dir_watcher"):
+            self.dir_watcher.set_paths(self.session.watched_paths(), self.session.socket_dirs())
+        if hasattr(self, "exit_watcher"):
+            self.exit_watcher.set_pids(self.session.listener_pids())
+        if hasattr(self, "reprober"):
+            self.reprober.set_paths(self.session.live_socket_paths())
+
+    @work(thread=True, group="watch-files", exit_on_error=False)
+    def watch_files(self) -> None:
+        self.dir_watcher.run(
+            lambda changes: self.post(PathsChanged([(c.path, c.change) for c in changes])),
+            self.stop_live,
+            on_notice=lambda text: self.post(LogLine(text, "bold")),
+        )
+
+    @work(thread=True, group="engine-events", exit_on_error=False)
+    def follow_engine(self) -> None:
+        from ..watch import EngineBack, EngineLost
+
+        def on_state(state: object) -> None:
+            if isinstance(state, EngineLost):
+                self.post_message(EngineProblem(state.reason))
+            elif isinstance(state, EngineBack):
+                self.post_message(EngineRecovered())
+                self.call_from_thread(self.load_all)
+
+        self.events_stream.run(
+            self.session.engine,
+            lambda e: self.post(ContainerEvent(e.action, e.container_id, e.name)),
+            on_state,
+            self.stop_live,
+        )
+
+    @work(thread=True, group="listeners", exit_on_error=False)
+    def watch_listeners(self) -> None:
+        self.exit_watcher.run(lambda pid: self.post(ListenerExited(pid)), self.stop_live)
+
+    @work(thread=True, group="reprobe", exit_on_error=False)
+    def reprobe(self) -> None:
+        self.reprober.run(lambda path, probe: self.post(PathsChanged([(path, "probe")])), self.stop_live)
+
+    def post(self, message: Message) -> None:
+        """``post_message`` for callbacks from watcher threads (it is thread-safe)."""
+        self.post_message(message)
+
+    def on_paths_changed(self, message: PathsChanged) -> None:
+        self.recheck_paths(message.changes)
+
+    def on_container_event(self, message: ContainerEvent) -> None:
+        if message.action in ("start", "die", "destroy", "rename", "create", "restart"):
+            verb = {"die": "stopped", "destroy": "removed", "create": "created", "rename": "renamed"}.get(
+                message.action, message.action + "ed" if not message.action.endswith("e") else message.action + "d"
+            )
+            self.log_line(f"{message.name or message.container_id[:12]} {verb}")
+        self.recheck_container(message.container_id)
+
+    def on_listener_exited(self, message: ListenerExited) -> None:
+        self.log_line(f"listener pid {message.pid} exited")
+        self.recheck_listener(message.pid)
+
+    @work(thread=True, group="recheck", exit_on_error=False)
+    def recheck_paths(self, changes: list[tuple[str, str]]) -> None:
+        watched = self.session.options.watch_dirs
+        for path, change in changes:
+            if os.path.dirname(path) in watched or path in watched:
+                self.post(LogLine(describe_path_change(path, change)))
+        reports, found = self.session.refresh_paths([path for path, _ in changes])
+        if reports or found:
+            self.post(ContainersUpdated(reports, [], found))
+
+    @work(thread=True, group="recheck", exit_on_error=False)
+    def recheck_listener(self, pid: int) -> None:
+        ids = [
+            r.container.id
+            for r in self.session.snapshot().containers
+            for m in r.socket_mounts
+            if (m.listener and m.listener.pid == pid) or any(s.listener and s.listener.pid == pid for s in m.sockets)
+        ]
+        reports, changes = self.session.refresh_ids(ids)
+        self.post_message(ContainersUpdated(reports, [], changes))
+
+    @work(thread=True, group="recheck", exit_on_error=False)
+    def recheck_container(self, container_id: str) -> None:
+        try:
+            report, changes = self.session.refresh_container(container_id)
+        except EngineError as exc:
+            self.post_message(EngineProblem(str(exc)))
+            return
+        removed = [container_id] if report is None else []
+        self.post_message(ContainersUpdated([report] if report else [], removed, changes))
+
+    def on_containers_updated(self, message: ContainersUpdated) -> None:
+        for change in message.changes:
+            self.log_change(change)
+        self.report = self.session.snapshot()
+        self.refresh_view()
+        self.update_interest()
+
+    def log_change(self, change: Change) -> None:
+        style = f"bold {verdict_color(self, change.verdict)}" if change.verdict and not change.verdict.healthy else ""
+        self.log_line(change.text, style)
+
+    # ------------------------------------------------------------------ actions
+    def action_recheck(self) -> None:
+        self.log_line("re-checking everything")
+        self.load_all()
+
+    def action_toggle_all(self) -> None:
+        self.show_all = not self.show_all
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.display = True
+        field.focus()
+
+    @on(Input.Changed, "#filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        self.needle = event.value
+
+    @on(Input.Submitted, "#filter")
+    def filter_done(self) -> None:
+        self.query_one(ContainerList).focus()
+
+    def key_escape(self) -> None:
+        field = self.query_one("#filter", Input)
+        if field.display:
+            field.value = ""
+            field.display = False
+            self.query_one(ContainerList).focus()
+
+    def action_cursor_down(self) -> None:
+        focused = self.focused
+        if isinstance(focused, DataTable):
+            focused.action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        focused = self.focused
+        if isinstance(focused, DataTable):
+            focused.action_cursor_up()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_copy_command(self) -> None:
+        picked = self.selected_mount()
+        if picked is None:
+            self.notify("Select a socket mount first.")
+            return
+        report, mount = picked
+        text = suggested_command(report, mount, self.report.containers if self.report else (report,))
+        self.copy_to_clipboard(text)
+        self.notify(f"Copied: {text.splitlines()[0][:70]}")
+
+    def action_fix(self) -> None:
+        picked = self.selected_mount()
+        if picked is None:
+            self.notify("Select a socket mount first.")
+            return
+        report, mount = picked
+        if self.session.options.read_only:
+            self.notify("Read-only mode: fixes are disabled (started with --read-only).", severity="warning")
+            self.log_line("fix refused: read-only mode")
+            return
+        if not mount.fixes:
+            self.notify(f"No fix applies to a {mount.verdict.value if mount.verdict else 'plain'} mount.")
+            return
+        everyone = self.report.containers if self.report else (report,)
+        plans = [plan_fix(f.id, report, mount, everyone, self.wait_seconds) for f in mount.fixes]
+        self.push_screen(
+            FixScreen(plans, read_only=False, engine=self.session.engine, wait_seconds=self.wait_seconds),
+            self.fix_done,
+        )
+
+    def fix_done(self, result: FixResult | None) -> None:
+        if result is None:
+            return
+        from ..audit import record
+
+        warning = record(result)
+        if warning:
+            self.log_line(warning, style="bold")
+        self.log_line(f"fix {result.plan.fix.id} {result.status}: {result.message}")
+        self.recheck_container(result.plan.container.id)
+
+    def action_test_connect(self) -> None:
+        picked = self.selected_mount()
+        if picked is None:
+            self.notify("Select a socket mount first.")
+            return
+        self.run_test_connect(*picked)
+
+    @work(thread=True, exclusive=True, group="test-connect", exit_on_error=False)
+    def run_test_connect(self, report: ContainerReport, mount: MountReport) -> None:
+        target = mount.sockets[0].host_path if mount.sockets else mount.mount.source
+        inside = mount.sockets[0].container_path if mount.sockets else mount.mount.destination
+        host = probe_host_path(target, ping=wants_ping(target))
+        look = ContainerLook(report.container)
+        try:
+            view = look.view(inside, with_parents=False) if report.container.running else None
+        finally:
+            look.close()
+        lines = [f"host {target}: {_probe_text(host)}"]
+        if view is None:
+            lines.append(f"container {inside}: {report.container.name} is not running")
+        elif view.stat is None:
+            lines.append(f"container {inside}: {view.unavailable}")
+        elif view.probe is None:
+            lines.append(f"container {inside}: {view.stat.kind.value}, not a socket")
+        else:
+            lines.append(f"container {inside}: {_probe_text(view.probe)}")
+        summary = "\n".join(lines)
+        self.last_tests[(report.container.id, mount.mount.destination)] = " · ".join(lines)
+        self.post_message(LogLine(f"test connect {target}: {_probe_text(host)}"))
+        self.call_from_thread(self._show_connect, f"Test connect: {report.container.name}", summary, target)
+
+    def _show_connect(self, title: str, summary: str, target: str) -> None:
+        self.show_mount_info()
+        self.push_screen(ConnectScreen(title, summary, target, send_line))
+
+    def on_unmount(self) -> None:
+        self.stop_live.set()
+        stream = getattr(self, "events_stream", None)
+        if stream is not None:
+            stream.stop()
+
+
+def describe_path_change(path: str, change: str) -> str:
+    """A log line for a change in a directory the user asked to watch, by what is there now."""
+    if change == "deleted":
+        return f"{path} removed"
+    st = host_lstat(path)
+    if st.kind is Kind.MISSING:
+        return f"{path} removed"
+    if st.kind is Kind.SOCKET:
+        probe = probe_host_path(path)
+        return f"{path} socket {'listening' if probe.ok else probe.errno}"
+    return f"{path} {change}: {st.kind.value}"
+
+
+def _probe_text(p: ProbeResult) -> str:
+    if p.ok:
+        api = f", {p.api} API" if p.api else ""
+        return f"connected in {p.latency_ms:.2f} ms ({p.sock_type}{api})"
+    return f"{p.errno}: {p.detail}"
+
+
+def send_line(path: str, payload: bytes) -> ProbeResult:
+    return probe_host_path(path, send=payload, deadline=1.0)
+
+
+def suggested_command(report: ContainerReport, mount: MountReport, everyone: Iterable[ContainerReport]) -> str:
+    """What ``c`` copies: the first advice snippet, else the fix command line, else the path."""
+    from ..fixes import advice_for
+
+    for fix in mount.fixes:
+        if not fix.destructive:
+            snippet = advice_for(fix.id, report, mount)
+            if snippet:
+                return snippet
+    if mount.fixes:
+        return f"socktui fix {report.container.name} {mount.mount.destination} {mount.fixes[0].id}"
+    return mount.mount.source
+
+
+def run_app(args: argparse.Namespace) -> int:
+    options = Options(
+        host=args.host,
+        context=args.context,
+        read_only=args.read_only,
+        expected=tuple(args.expect),
+        watch_dirs=tuple(os.path.abspath(d) for d in args.watch),
+    )
+    app = SocktuiApp(make_session(options))
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,213 @@
+"""The panes: container list, mount table, mount detail, event log. They turn core objects into rows and text."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from rich.text import Text
+from textual.app import App
+from textual.binding import Binding
+from textual.widgets import DataTable, RichLog, Static
+
+from ..model import ContainerReport, Kind, MountReport, PathStat, ProbeResult, Verdict
+from ..report import printable
+
+_FALLBACK = {
+    "error": "#e0475b",
+    "warning": "#d7a000",
+    "success": "#3fa34d",
+    "accent": "#5f87d7",
+    "secondary": "#888888",
+}
+
+
+def verdict_color(app: App[Any], verdict: Verdict | None) -> str:
+    theme = app.current_theme
+    if verdict is None:
+        return theme.secondary or _FALLBACK["secondary"]
+    if verdict.healthy:
+        return theme.success or _FALLBACK["success"]
+    if verdict is Verdict.UNKNOWN:
+        return theme.accent or _FALLBACK["accent"]
+    if verdict in (Verdict.DENIED, Verdict.MISSING, Verdict.NOT_SOCKET):
+        return theme.warning or _FALLBACK["warning"]
+    return theme.error or _FALLBACK["error"]
+
+
+def verdict_text(app: App[Any], verdict: Verdict | None, width: int = 10) -> Text:
+    """A verdict as a coloured word: the word carries the meaning, the colour only helps."""
+    word = verdict.value if verdict else "-"
+    return Text(word.ljust(width), style=f"bold {verdict_color(app, verdict)}") if verdict else Text(word.ljust(width))
+
+
+def sort_key(report: ContainerReport) -> tuple[int, int, str]:
+    worst = report.worst
+    severity = worst.severity if worst else -1
+    return (-severity, 0 if report.container.running else 1, report.container.name.lower())
+
+
+def matches(report: ContainerReport, needle: str) -> bool:
+    if not needle:
+        return True
+    needle = needle.lower()
+    c = report.container
+    hay = [c.name, c.image, c.state, c.compose or "", report.worst.value if report.worst else ""]
+    return any(needle in h.lower() for h in hay)
+
+
+class ContainerList(DataTable[Text | str]):
+    """Containers, problems first. Rows are keyed by container id and updated in place."""
+
+    BINDINGS = [Binding("j", "cursor_down", show=False), Binding("k", "cursor_up", show=False)]
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.cell_padding = 0
+        self.add_column("verdict", key="verdict", width=11)
+        self.add_column("container", key="name")
+        self.add_column(" state", key="state", width=8)
+        self.add_column(" #", key="count", width=3)
+
+    def _cells(self, report: ContainerReport) -> tuple[Text | str, ...]:
+        c = report.container
+        name = Text(printable(c.name))
+        if c.compose:
+            name.append(f" {printable(c.compose)}", style="dim")
+        count = len(report.socket_mounts)
+        return (verdict_text(self.app, report.worst, 11), name, f" {c.state[:7]}", f" {count}" if count else "")
+
+    def show(self, reports: Iterable[ContainerReport], needle: str = "") -> None:
+        """Make the rows match ``reports`` (filtered), touching only rows that changed, then re-sort."""
+        wanted = {r.container.id: r for r in reports if matches(r, needle)}
+        keep_key = self._selected_key()
+        for key in [k.value for k in self.rows if k.value not in wanted]:
+            if key is not None:
+                self.remove_row(key)
+        for cid, report in wanted.items():
+            cells = self._cells(report)
+            if cid in self.rows:
+                for column, value in zip(("verdict", "name", "state", "count"), cells, strict=True):
+                    if self.get_cell(cid, column) != value:
+                        self.update_cell(cid, column, value)
+            else:
+                self.add_row(*cells, key=cid)
+        # Docker names are unique and never contain spaces, so the name cell's first word identifies the row.
+        order = {printable(r.container.name): sort_key(r) for r in wanted.values()}
+        self.sort("name", key=lambda cell: order.get(cell.plain.split(" ", 1)[0], (9, 9, "")))
+        if keep_key and keep_key in self.rows:
+            self.move_cursor(row=self.get_row_index(keep_key), animate=False)
+
+    def _selected_key(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return str(key.value) if key.value is not None else None
+
+    @property
+    def selected_id(self) -> str | None:
+        return self._selected_key()
+
+
+class MountTable(DataTable[Text | str]):
+    """The selected container's mounts: verdict, source → destination."""
+
+    BINDINGS = [Binding("j", "cursor_down", show=False), Binding("k", "cursor_up", show=False)]
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.cell_padding = 0
+        self.add_column("verdict", key="verdict", width=11)
+        self.add_column("source → destination", key="paths")
+
+    def show(self, mounts: Iterable[MountReport]) -> None:
+        keep = self.cursor_row
+        self.clear()
+        for index, m in enumerate(mounts):
+            verdict = m.verdict if m.verdict else None
+            label = verdict_text(self.app, verdict, 11) if m.relevant else Text(m.role.value.ljust(11), style="dim")
+            paths = Text(f"{printable(m.mount.source)} → {printable(m.mount.destination)}")
+            self.add_row(label, paths, key=str(index))
+        if self.row_count:
+            self.move_cursor(row=min(keep, self.row_count - 1), animate=False)
+
+
+def _stat_line(label: str, st: PathStat | None) -> str:
+    if st is None:
+        return f"{label}: not looked at"
+    if st.kind is Kind.MISSING:
+        return f"{label}: nothing there"
+    if st.kind is Kind.ERROR:
+        return f"{label}: cannot look ({st.error})"
+    extra = f", {st.entries} entries" if st.entries is not None else ""
+    gone = " (deleted)" if st.kind is Kind.SOCKET and st.nlink == 0 else ""
+    return f"{label}: {st.kind.value} inode {st.ino}{gone}, {st.mode:04o} {st.uid}:{st.gid}{extra}"
+
+
+def _probe_line(label: str, probe: ProbeResult | None) -> str:
+    if probe is None:
+        return f"{label}: not probed"
+    if probe.ok:
+        api = f", {probe.api} API" if probe.api else ""
+        return f"{label}: connected in {probe.latency_ms:.2f} ms ({probe.sock_type}{api})"
+    return f"{label}: {probe.errno} ({probe.detail})"
+
+
+def describe_mount(app: App[Any], m: MountReport, last_test: str | None = None) -> Text:
+    text = Text()
+    text.append_text(verdict_text(app, m.verdict, width=0) if m.relevant else Text(m.role.value, style="dim"))
+    text.append(f"  {m.role.value}  {m.mount.type} {'rw' if m.mount.rw else 'ro'}\n")
+    text.append(f"{printable(m.mount.source)}\n  → {printable(m.mount.destination)}\n", style="bold")
+    if m.reason:
+        text.append(printable(m.reason) + "\n")
+    if not m.relevant:
+        return text
+    text.append("\n")
+    text.append(_stat_line("host", m.host) + "\n", style="dim")
+    view = m.container
+    if view is not None:
+        if view.stat is None:
+            text.append(f"container: {view.unavailable or 'not looked at'}\n", style="dim")
+        else:
+            text.append(_stat_line("container", view.stat) + "\n", style="dim")
+    text.append(_probe_line("host connect", m.host_probe) + "\n", style="dim")
+    if view is not None and view.probe is not None:
+        text.append(_probe_line("container connect", view.probe) + "\n", style="dim")
+    if m.listener is not None:
+        where = f" in {m.listener.container}" if m.listener.container else ""
+        text.append(f"listener: pid {m.listener.pid} {printable(m.listener.command)}{where}\n")
+    if m.shadow_created_by_docker_at is not None:
+        when = time.strftime("%H:%M:%S", time.localtime(m.shadow_created_by_docker_at))
+        text.append(f"Docker created this directory at {when}\n", style="bold")
+    for s in m.sockets:
+        text.append("  ")
+        text.append_text(verdict_text(app, s.verdict))
+        text.append(f" {printable(s.name)}")
+        if s.listener is not None:
+            text.append(f"  pid {s.listener.pid} {printable(s.listener.command)[:40]}", style="dim")
+        text.append("\n")
+        if not s.verdict.healthy:
+            text.append(f"    {printable(s.reason)}\n", style="dim")
+    if m.fixes:
+        text.append("\nfixes (f): " + ", ".join(f.id for f in m.fixes) + "\n")
+    if last_test:
+        text.append(f"\nlast test connect: {last_test}\n")
+    return text
+
+
+class MountInfo(Static):
+    """Everything known about the selected mount, in words."""
+
+
+class EventLog(RichLog):
+    """Timestamped lines for what changed."""
+
+    def add(self, line: str, style: str = "") -> None:
+        stamp = time.strftime("%H:%M:%S")
+        text = Text(f"{stamp} ", style="dim")
+        text.append(printable(line), style=style)
+        self.write(text)
