@@ -152,7 +152,13 @@ def _plan_remove_shadow(
             Step("wait-for-socket", source, f"wait up to {wait:.0f} s for the server to bind {source}", expect=None)
         )
         steps += [
-            Step("start-container", c.name, f"start container {c.name} once the socket exists", container_id=c.id)
+            Step(
+                "start-container",
+                c.name,
+                f"start container {c.name} once the socket exists (if Docker refuses because {c.name} now has a "
+                "directory at the mount point, it must be recreated; the exact command is shown)",
+                container_id=c.id,
+            )
             for c in running
         ]
         follow_up = "If the server does not bind in time, start it, then: docker start " + " ".join(
@@ -460,11 +466,33 @@ def _wait_for_socket(step: Step, wait: float, cancel: threading.Event) -> str:
             raise Refused("cancelled while waiting for the server")
 
 
-def _start(step: Step, engine: ContainerActions, socket_path: str) -> str:
+def recreate_advice(container: ContainerSpec) -> str:
+    """How to recreate a container, which is what Docker needs after it mounted a shadow directory."""
+    project = container.label("com.docker.compose.project")
+    service = container.label("com.docker.compose.service")
+    if project and service:
+        workdir = container.label("com.docker.compose.project.working_dir")
+        where = f"cd {_q(workdir)} && " if workdir else ""
+        return f"{where}docker compose -p {_q(project)} up -d --force-recreate {_q(service)}"
+    return f"docker rm {_q(container.name)}, then run it again with the same docker run command"
+
+
+def _start(step: Step, engine: ContainerActions, socket_path: str, container: ContainerSpec) -> str:
     if not socket_accepts(socket_path):
         raise Refused(f"{socket_path} is not a listening socket right now: starting would recreate the directory")
     assert step.container_id is not None
-    engine.start(step.container_id)
+    try:
+        engine.start(step.container_id)
+    except Exception as exc:
+        if "directory onto a file" in str(exc) or "not a directory" in str(exc):
+            # Docker made a *directory* mountpoint inside the container when it mounted the shadow directory; a
+            # socket cannot be mounted onto it, so this container can only come back by being recreated.
+            raise Refused(
+                f"Docker cannot start {step.target} again: its own filesystem now has a directory where the socket "
+                f"is mounted (made when the shadow directory was mounted). The socket is fixed on the host; "
+                f"recreate the container: {recreate_advice(container)}"
+            ) from exc
+        raise
     return f"started {step.target}"
 
 
@@ -539,7 +567,7 @@ def apply_plan(
             elif step.op == "wait-for-socket":
                 message = _wait_for_socket(step, wait_seconds, cancel)
             elif step.op == "start-container":
-                message = _start(step, engine, socket_path)
+                message = _start(step, engine, socket_path, plan.container)
             elif step.op == "restart-container":
                 message = _restart(step, engine, socket_path)
             else:

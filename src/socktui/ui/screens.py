@@ -83,20 +83,22 @@ class FixScreen(ModalScreen[FixResult | None]):
         self.stage = "choose"
         self.cancel = threading.Event()
         self.result: FixResult | None = None
+        self.progress_lines: list[str] = []
 
     def compose(self) -> ComposeResult:
         with Vertical(id="fix-body", classes="dialog"):
             yield Static("Fixes for this mount (Enter to preview, Esc to close)", id="fix-title")
+            yield Static("", id="fix-hint")
             yield OptionList(
                 *[
-                    Option(f"{p.fix.id}  {'changes things' if p.changes else 'advice'}: {p.fix.title}", id=p.fix.id)
+                    Option(f"{p.fix.id:<20} {'CHANGES' if p.changes else 'advice '}  {p.fix.title}", id=p.fix.id)
                     for p in self.plans
                 ],
                 id="fix-options",
             )
             with VerticalScroll(id="fix-plan-scroll"):
                 yield Static("", id="fix-plan")
-            yield Static("", id="fix-hint", classes="hint")
+                yield Static("", id="fix-progress")
 
     def on_mount(self) -> None:
         self.query_one("#fix-plan-scroll").display = False
@@ -117,7 +119,7 @@ class FixScreen(ModalScreen[FixResult | None]):
         elif self.read_only:
             hint.update("Read-only mode: fixes are shown, never run. Esc goes back.")
         else:
-            hint.update("Apply these steps? y applies, n or Esc goes back.")
+            hint.update(Text("Apply these steps? y applies, n or Esc goes back.", style="bold"))
 
     def action_confirm(self) -> None:
         plan = self.plan
@@ -129,7 +131,7 @@ class FixScreen(ModalScreen[FixResult | None]):
             return
         self.stage = "running"
         self.query_one("#fix-hint", Static).update("Running… Esc cancels a wait (steps already done stay done).")
-        self.query_one("#fix-plan", Static).update(Text(render_plan(plan) + "\n\nprogress:"))
+        self.query_one("#fix-progress", Static).update(Text("progress:"))
         self.run_fix(plan)
 
     @work(thread=True, exclusive=True, group="fix", exit_on_error=False)
@@ -141,14 +143,15 @@ class FixScreen(ModalScreen[FixResult | None]):
         self.post_message(self.Finished(result))
 
     def on_fix_screen_progress(self, message: Progress) -> None:
-        plan_text = self.query_one("#fix-plan", Static)
-        mark = "done" if message.step.ok else "STOP"
-        plan_text.update(Text(f"{plan_text.content}\n  [{mark}] {message.step.message}"))
+        self.progress_lines.append(f"  [{'done' if message.step.ok else 'STOP'}] {message.step.message}")
+        self.query_one("#fix-progress", Static).update(Text("progress:\n" + "\n".join(self.progress_lines)))
+        self.query_one("#fix-plan-scroll", VerticalScroll).scroll_end(animate=False)
 
     def on_fix_screen_finished(self, message: Finished) -> None:
         self.result = message.result
         self.stage = "done"
-        self.query_one("#fix-hint", Static).update(f"{message.result.status}: {message.result.message}. Esc closes.")
+        self.query_one("#fix-hint", Static).update(Text(f"{message.result.status}. Esc closes.", style="bold"))
+        self.query_one("#fix-plan-scroll", VerticalScroll).scroll_end(animate=False)
 
     def action_copy(self) -> None:
         if self.plan is not None and self.plan.advice:
