@@ -237,7 +237,8 @@ class SocktuiApp(App[int]):
 
     @on(DataTable.RowHighlighted, "#containers")
     def container_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        key = event.row_key.value
+        # Read the cursor, not the event: an event queued before a re-sort names the row that *was* under it.
+        key = self.query_one(ContainerList).selected_id
         if key != self.selected_id:
             self.selected_id = key
             self.query_one(MountTable).move_cursor(row=0, animate=False)

@@ -66,7 +66,7 @@ class ContainerList(DataTable[Text | str]):
         self.cursor_type = "row"
         self.cell_padding = 0
         self.add_column("verdict", key="verdict", width=11)
-        self.add_column("container", key="name")
+        self.add_column("container ", key="name")
         self.add_column(" state", key="state", width=8)
         self.add_column(" #", key="count", width=3)
 
@@ -75,6 +75,7 @@ class ContainerList(DataTable[Text | str]):
         name = Text(printable(c.name))
         if c.compose:
             name.append(f" {printable(c.compose)}", style="dim")
+        name.append(" ")
         count = len(report.socket_mounts)
         return (verdict_text(self.app, report.worst, 11), name, f" {c.state[:7]}", f" {count}" if count else "")
 
@@ -160,7 +161,7 @@ def _probe_line(label: str, probe: ProbeResult | None) -> str:
 def describe_mount(app: App[Any], m: MountReport, last_test: str | None = None) -> Text:
     text = Text()
     text.append_text(verdict_text(app, m.verdict, width=0) if m.relevant else Text(m.role.value, style="dim"))
-    text.append(f"  {m.role.value}  {m.mount.type} {'rw' if m.mount.rw else 'ro'}\n")
+    text.append(f"   {m.role.value}  {m.mount.type} {'rw' if m.mount.rw else 'ro'}\n")
     text.append(f"{printable(m.mount.source)}\n  → {printable(m.mount.destination)}\n", style="bold")
     if m.reason:
         text.append(printable(m.reason) + "\n")
