@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # Only the folders that exist: git does not keep empty ones, and ruff fails on a missing path.
-LINT_PATHS := $(wildcard src tests bench)
+LINT_PATHS := $(wildcard src tests bench tools)
 
 ARGS ?=
 PYTEST_ARGS ?=
