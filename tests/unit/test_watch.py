@@ -1,0 +1,669 @@
+"""The live sources, against real directories, sockets and processes (and one fake engine, for the reconnect logic)."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import socketserver
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from functools import partial
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import pytest
+import watchfiles
+
+from socktui.engine import Endpoint, Engine, EngineError
+from socktui.model import ProbeResult
+from socktui.watch import (
+    DirectoryWatcher,
+    EngineBack,
+    EngineEvent,
+    EngineEventStream,
+    EngineLost,
+    EngineState,
+    ListenerExitWatcher,
+    PathChange,
+    Reprober,
+    backoff_delays,
+    nearest_existing,
+    parse_engine_event,
+    relevant_changes,
+    watch_dirs_for,
+)
+
+TIMEOUT = 10.0  # generous: only ever reached when something is broken
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+@contextmanager
+def running(target: Callable[[threading.Event], None]) -> Iterator[threading.Event]:
+    """Run ``target(stop)`` in a thread; on exit set ``stop`` and insist that the thread ends."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            target(stop)
+        except BaseException as exc:  # surfaced in the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    try:
+        yield stop
+    except BaseException:
+        stop.set()
+        thread.join(TIMEOUT)
+        raise  # the test's own failure says more than a thread that would not stop
+    stop.set()
+    thread.join(TIMEOUT)
+    assert not thread.is_alive(), "the source did not stop"
+    assert not errors, errors
+
+
+class Changes:
+    """Collects what a DirectoryWatcher reports, with the time each batch arrived."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.seen: list[tuple[float, PathChange]] = []
+        self.notices: list[str] = []
+
+    def __call__(self, batch: list[PathChange]) -> None:
+        now = time.perf_counter()
+        with self.lock:
+            self.seen.extend((now, change) for change in batch)
+
+    def notice(self, message: str) -> None:
+        with self.lock:
+            self.notices.append(message)
+
+    def has(self, path: Path | str, change: str) -> bool:
+        with self.lock:
+            return PathChange(str(path), change) in [c for _, c in self.seen]
+
+    def time_of(self, path: Path | str, change: str) -> float | None:
+        with self.lock:
+            for at, c in self.seen:
+                if c == PathChange(str(path), change):
+                    return at
+        return None
+
+    def paths(self) -> set[str]:
+        with self.lock:
+            return {c.path for _, c in self.seen}
+
+
+@contextmanager
+def watching(watcher: DirectoryWatcher) -> Iterator[Changes]:
+    changes = Changes()
+    with running(lambda stop: watcher.run(changes, stop, changes.notice)):
+        yield changes
+
+
+def bind(path: Path | str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.listen(4)
+    return sock
+
+
+def armed(watcher: DirectoryWatcher, changes: Changes, directory: Path, probe: Path) -> None:
+    """Make sure the watch is in place: touch a relevant path until it is reported."""
+    assert wait_until(lambda: str(directory) in watcher.watched)
+    probe.touch()
+    assert wait_until(lambda: changes.has(probe, "added")), "the watcher never reported a change"
+
+
+# --- pure helpers ---------------------------------------------------------------------------------------------------
+
+
+def test_watch_dirs_for_watches_the_parent_of_a_socket() -> None:
+    exists = {"/", "/run", "/run/app"}.__contains__
+    assert watch_dirs_for(["/run/app/app.sock"], exists=exists) == {"/run/app"}
+
+
+def test_watch_dirs_for_a_socket_dir_watches_it_and_its_parent() -> None:
+    exists = {"/", "/srv", "/srv/socks"}.__contains__
+    assert watch_dirs_for([], ["/srv/socks"], exists=exists) == {"/srv", "/srv/socks"}
+
+
+def test_watch_dirs_for_missing_directories_fall_back_to_the_nearest_existing_ancestor() -> None:
+    exists = {"/", "/run"}.__contains__
+    assert watch_dirs_for(["/run/a/b/c.sock", "/run/x.sock"], ["/srv/socks"], exists=exists) == {"/run", "/"}
+
+
+def test_watch_dirs_for_normalises_paths() -> None:
+    exists = {"/", "/run", "/run/app"}.__contains__
+    assert watch_dirs_for(["/run/./other/../app//app.sock/"], exists=exists) == {"/run/app"}
+
+
+def test_watch_dirs_for_nothing_is_nothing() -> None:
+    assert watch_dirs_for([], []) == set()
+
+
+def test_nearest_existing_stops_at_root() -> None:
+    assert nearest_existing("/a/b/c", exists=lambda _p: False) == "/"
+    assert nearest_existing("/a/b/c", exists={"/a"}.__contains__) == "/a"
+
+
+def test_relevant_changes_keeps_interest_and_direct_children_of_socket_dirs() -> None:
+    added, deleted = int(watchfiles.Change.added), int(watchfiles.Change.deleted)
+    raw = {
+        (added, "/run/app.sock"),
+        (added, "/run/other.sock"),
+        (added, "/srv/socks/a.sock"),
+        (added, "/srv/socks/deeper/b.sock"),
+        (deleted, "/srv/socks"),
+    }
+    got = relevant_changes(raw, ["/run/app.sock"], ["/srv/socks"])
+    assert got == [
+        PathChange("/run/app.sock", "added"),
+        PathChange("/srv/socks", "deleted"),
+        PathChange("/srv/socks/a.sock", "added"),
+    ]
+
+
+def test_relevant_changes_collapses_an_unordered_unlink_and_bind_by_what_is_there_now() -> None:
+    raw = {(int(watchfiles.Change.deleted), "/run/app.sock"), (int(watchfiles.Change.added), "/run/app.sock")}
+    assert relevant_changes(raw, ["/run/app.sock"], exists=lambda _p: True) == [PathChange("/run/app.sock", "modified")]
+    assert relevant_changes(raw, ["/run/app.sock"], exists=lambda _p: False) == [PathChange("/run/app.sock", "deleted")]
+
+
+# --- DirectoryWatcher -----------------------------------------------------------------------------------------------
+
+
+def test_a_socket_bound_in_a_watched_parent_is_reported_added_then_deleted(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    path = run_dir / "app.sock"
+    watcher = DirectoryWatcher([str(path)])
+    with watching(watcher) as changes:
+        assert wait_until(lambda: watcher.watched == {str(run_dir)})
+        server = bind(path)
+        assert wait_until(lambda: changes.has(path, "added")), changes.seen
+        os.unlink(path)
+        server.close()
+        assert wait_until(lambda: changes.has(path, "deleted")), changes.seen
+
+
+def test_only_paths_of_interest_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "app.sock"
+    watcher = DirectoryWatcher([str(path)])
+    with watching(watcher) as changes:
+        assert wait_until(lambda: watcher.watched == {str(tmp_path)})
+        (tmp_path / "noise.txt").write_text("x")
+        other = bind(tmp_path / "other.sock")
+        server = bind(path)
+        assert wait_until(lambda: changes.has(path, "added"))
+        assert changes.paths() == {str(path)}
+        other.close()
+        server.close()
+
+
+def test_bind_latency(tmp_path: Path) -> None:
+    """Median time from bind() to the callback, over 20 binds; printed, not asserted (see bench/ for numbers)."""
+    socks = tmp_path / "socks"
+    socks.mkdir()
+    watcher = DirectoryWatcher(socket_dirs=[str(socks)])
+    latencies = []
+    servers = []
+    with watching(watcher) as changes:
+        armed(watcher, changes, socks, socks / "warm-up")
+        for i in range(20):
+            path = socks / f"s{i}.sock"
+            time.sleep((i * 3.7 % 10) / 1000)  # land at varied points of the watcher's 10 ms step, as real binds do
+            started = time.perf_counter()
+            servers.append(bind(path))
+            assert wait_until(partial(changes.has, path, "added")), f"bind {i} never reported"
+            reported = changes.time_of(path, "added")
+            assert reported is not None
+            latencies.append((reported - started) * 1000)
+    for server in servers:
+        server.close()
+    print(
+        f"\nDirectoryWatcher bind latency over {len(latencies)} binds: median {statistics.median(latencies):.1f} ms, "
+        f"min {min(latencies):.1f} ms, max {max(latencies):.1f} ms (step={watcher.step_ms} ms)"
+    )
+
+
+def test_a_watched_directory_deleted_and_recreated_is_watched_again(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    path = run_dir / "app.sock"
+    watcher = DirectoryWatcher([str(path)])
+    with watching(watcher) as changes:
+        assert wait_until(lambda: watcher.watched == {str(run_dir)})
+        server = bind(path)
+        assert wait_until(lambda: changes.has(path, "added"))
+        os.unlink(path)
+        server.close()
+        assert wait_until(lambda: changes.has(path, "deleted"))
+        run_dir.rmdir()
+        assert wait_until(lambda: watcher.watched == {str(tmp_path)}), watcher.watched
+        run_dir.mkdir()
+        assert wait_until(lambda: watcher.watched == {str(run_dir)}), watcher.watched
+        with changes.lock:
+            changes.seen.clear()
+        server = bind(path)
+        assert wait_until(lambda: changes.has(path, "added")), changes.seen
+        server.close()
+
+
+def test_a_socket_dir_replaced_under_the_watch_is_noticed(tmp_path: Path) -> None:
+    """Renamed away and replaced: inotify keeps reporting the old directory under its old name; we rebuild."""
+    socks = tmp_path / "socks"
+    socks.mkdir()
+    watcher = DirectoryWatcher(socket_dirs=[str(socks)])
+    with watching(watcher) as changes:
+        armed(watcher, changes, socks, socks / "warm-up")
+        socks.rename(tmp_path / "old")
+        socks.mkdir()
+        server = bind(socks / "new.sock")
+        assert wait_until(lambda: changes.has(socks / "new.sock", "added")), changes.seen
+        server.close()
+
+
+def test_a_parent_that_does_not_exist_yet_is_picked_up_when_created(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "app.sock"
+    watcher = DirectoryWatcher([str(path)])
+    with watching(watcher) as changes:
+        assert wait_until(lambda: watcher.watched == {str(tmp_path)})
+        (tmp_path / "a" / "b").mkdir(parents=True)
+        server = bind(path)  # at once: the new watch may not be in place yet, and it must not matter
+        assert wait_until(lambda: changes.has(path, "added")), changes.seen
+        assert wait_until(lambda: watcher.watched == {str(tmp_path / "a" / "b")}), watcher.watched
+        os.unlink(path)
+        assert wait_until(lambda: changes.has(path, "deleted")), changes.seen
+        server.close()
+
+
+def test_set_paths_from_another_thread_moves_the_watch(tmp_path: Path) -> None:
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    watcher = DirectoryWatcher([str(first / "a.sock")])
+    with watching(watcher) as changes:
+        assert wait_until(lambda: watcher.watched == {str(first)})
+        threading.Thread(target=watcher.set_paths, args=([str(second / "b.sock")],)).start()
+        assert wait_until(lambda: watcher.watched == {str(second)}), watcher.watched
+        server = bind(second / "b.sock")
+        assert wait_until(lambda: changes.has(second / "b.sock", "added")), changes.seen
+        server.close()
+
+
+def test_falls_back_to_polling_when_inotify_cannot_be_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake stands in for an exhausted fs.inotify.max_user_watches, which a test cannot safely cause."""
+    real_watch = watchfiles.watch
+
+    def limited(*paths: Any, **kwargs: Any) -> Iterator[set[tuple[watchfiles.Change, str]]]:
+        if not kwargs.get("force_polling"):
+            raise OSError("OS file watch limit reached. (Error { kind: MaxFilesWatch, paths: [] })")
+        yield from real_watch(*paths, **kwargs)
+
+    monkeypatch.setattr(watchfiles, "watch", limited)
+    path = tmp_path / "app.sock"
+    watcher = DirectoryWatcher([str(path)], poll_delay_ms=50)
+    with watching(watcher) as changes:
+        assert wait_until(lambda: bool(changes.notices))
+        assert changes.notices == ["inotify watch limit reached; polling every 50 ms"]
+        assert watcher.polling
+        server = bind(path)
+        assert wait_until(lambda: changes.has(path, "added")), changes.seen
+        server.close()
+
+
+def test_the_rescan_reports_what_events_missed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deaf watch (the fake yields only idle timeouts): every change must still come through the rescan."""
+
+    def deaf(*paths: Any, **kwargs: Any) -> Iterator[set[tuple[watchfiles.Change, str]]]:
+        stop = kwargs["stop_event"]
+        while not stop.is_set():
+            time.sleep(kwargs["rust_timeout"] / 1000)
+            yield set()
+
+    monkeypatch.setattr(watchfiles, "watch", deaf)
+    socks = tmp_path / "socks"
+    socks.mkdir()
+    path = tmp_path / "app.sock"
+    old = bind(socks / "old.sock")
+    watcher = DirectoryWatcher([str(path)], [str(socks)], rescan_ms=50)
+    with watching(watcher) as changes:
+        assert wait_until(lambda: watcher.watched == {str(tmp_path), str(socks)})
+        server = bind(path)
+        new = bind(socks / "new.sock")
+        os.unlink(socks / "old.sock")
+        assert wait_until(lambda: len(changes.seen) == 3), changes.seen
+        assert sorted((c for _, c in changes.seen), key=lambda c: c.path) == [
+            PathChange(str(path), "added"),
+            PathChange(str(socks / "new.sock"), "added"),
+            PathChange(str(socks / "old.sock"), "deleted"),
+        ]
+        os.unlink(path)
+        assert wait_until(lambda: changes.has(path, "deleted")), changes.seen
+    for sock in (old, server, new):
+        sock.close()
+
+
+def test_stop_ends_the_watcher_with_nothing_to_watch() -> None:
+    watcher = DirectoryWatcher()
+    with watching(watcher):
+        time.sleep(0.05)
+
+
+# --- ListenerExitWatcher --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(TIMEOUT)
+
+
+def test_a_killed_listener_is_reported() -> None:
+    exits: list[int] = []
+    with sleeper() as proc:
+        watcher = ListenerExitWatcher([proc.pid])
+        with running(lambda stop: watcher.run(exits.append, stop)):
+            time.sleep(0.2)
+            assert exits == []
+            proc.send_signal(signal.SIGKILL)  # not reaped yet: a zombie still counts as exited
+            assert wait_until(lambda: exits == [proc.pid]), exits
+            time.sleep(0.3)
+            assert exits == [proc.pid], "reported more than once"
+
+
+def test_an_already_dead_pid_is_reported_at_once() -> None:
+    with sleeper() as proc:
+        pass
+    exits: list[int] = []
+    watcher = ListenerExitWatcher([proc.pid])
+    with running(lambda stop: watcher.run(exits.append, stop)):
+        assert wait_until(lambda: exits == [proc.pid]), exits
+
+
+def test_set_pids_from_another_thread() -> None:
+    exits: list[int] = []
+    watcher = ListenerExitWatcher()
+    with sleeper() as first, sleeper() as second, running(lambda stop: watcher.run(exits.append, stop)):
+        watcher.set_pids([first.pid])
+        time.sleep(0.3)
+        watcher.set_pids([second.pid])
+        time.sleep(0.3)
+        first.kill()
+        second.kill()
+        assert wait_until(lambda: exits == [second.pid]), exits
+        time.sleep(0.3)
+        assert exits == [second.pid], "a pid no longer watched was reported"
+
+
+# --- Reprober -------------------------------------------------------------------------------------------------------
+
+
+def test_reprober_reports_a_socket_going_stale(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.sock")
+    server = bind(path)
+    reported: list[tuple[str, ProbeResult]] = []
+    reprober = Reprober([path], interval=0.05)
+    with running(lambda stop: reprober.run(lambda p, r: reported.append((p, r)), stop)):
+        time.sleep(0.2)
+        assert reported == []  # the first probe is the baseline
+        server.close()  # no unlink: the file stays, nobody listens
+        assert wait_until(lambda: bool(reported))
+        assert [(p, r.ok, r.errno) for p, r in reported] == [(path, False, "ECONNREFUSED")]
+        time.sleep(0.2)
+        assert len(reported) == 1, "reported again without a change"
+
+
+def test_reprober_reports_against_a_known_outcome(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.sock")
+    server = bind(path)
+    server.close()
+    reprober = Reprober()
+    reprober.set_paths([path], known={path: ProbeResult(ok=True)})
+    changed = reprober.check()
+    assert [(p, r.errno) for p, r in changed] == [(path, "ECONNREFUSED")]
+    assert reprober.check() == []
+    server = bind(path + ".2")
+    reprober.set_paths([path, path + ".2"])  # the first keeps its last outcome; the second gets a baseline
+    assert reprober.check() == []
+    server.close()
+
+
+# --- EngineEventStream: the reconnect logic, with a fake engine -----------------------------------------------------
+
+
+def docker_event(action: str, cid: str, name: str, nanos: int) -> dict[str, Any]:
+    return {
+        "Type": "container",
+        "Action": action,
+        "Actor": {"ID": cid, "Attributes": {"name": name, "image": "busybox"}},
+        "time": nanos // 1_000_000_000,
+        "timeNano": nanos,
+    }
+
+
+T0 = 1_700_000_000 * 1_000_000_000
+
+
+def test_backoff_doubles_to_a_ceiling() -> None:
+    delays = backoff_delays()
+    assert [next(delays) for _ in range(7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+
+
+def test_parse_engine_event() -> None:
+    assert parse_engine_event(docker_event("start", "abc", "web", T0 + 5)) == EngineEvent(
+        "start", "abc", "web", (T0 + 5) / 1e9
+    )
+    assert parse_engine_event(docker_event("exec_start: sh -c true", "abc", "web", T0)) is None
+    assert parse_engine_event(docker_event("health_status: healthy", "abc", "web", T0)) is None
+    assert parse_engine_event({**docker_event("create", "n", "net", T0), "Type": "network"}) is None
+
+
+class FakeStream:
+    """An event stream that blocks, like a real one, once its events are out, until closed (or told to end)."""
+
+    def __init__(self, events: list[dict[str, Any]], end: bool) -> None:
+        self.events = events
+        self.end = end
+        self.closed = threading.Event()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        yield from self.events
+        if not self.end:
+            self.closed.wait(TIMEOUT * 2)
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class FakeEngine:
+    """Fails, then serves the scripted streams; records what each call asked for."""
+
+    def __init__(self, script: list[FakeStream | None]) -> None:
+        self.script = script
+        self.since: list[int | None] = []
+        self.resets = 0
+
+    def events(self, since: int | None = None) -> Iterator[dict[str, Any]]:
+        self.since.append(since)
+        step = self.script.pop(0) if self.script else None
+        if step is None:
+            raise EngineError("unix:///fake.sock", "nothing is listening there", "Start the daemon.")
+        return step  # type: ignore[return-value]  # iterable with close(), like docker-py's CancellableStream
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[EngineEvent] = []
+        self.states: list[EngineState] = []
+
+
+def follow(engine: Any, stream: EngineEventStream) -> tuple[Recorder, Callable[[threading.Event], None]]:
+    rec = Recorder()
+    return rec, lambda stop: stream.run(engine, rec.events.append, rec.states.append, stop)
+
+
+def test_event_stream_reconnects_after_the_engine_was_unreachable() -> None:
+    first = [docker_event("start", "c1", "web", T0 + 1), docker_event("die", "c1", "web", T0 + 2)]
+    engine = FakeEngine([None, FakeStream(first, end=False)])
+    stream = EngineEventStream(backoff_min=0.01, backoff_max=0.05)
+    rec, target = follow(engine, stream)
+    with running(target):
+        assert wait_until(lambda: len(rec.events) == 2), rec.events
+        assert [e.action for e in rec.events] == ["start", "die"]
+        assert rec.states == [EngineLost("nothing is listening there"), EngineBack()]
+        assert engine.resets == 1
+        assert engine.since == [None, None]
+        stream.stop()  # must interrupt the blocked stream
+
+
+def test_event_stream_asks_for_what_it_missed_and_skips_what_it_already_delivered() -> None:
+    first = [docker_event("start", "c1", "web", T0 + 1), docker_event("exec_start: ls", "c1", "web", T0 + 2)]
+    replay = [*first, docker_event("die", "c1", "web", T0 + 3)]
+    engine = FakeEngine([FakeStream(first, end=True), None, None, FakeStream(replay, end=False)])
+    stream = EngineEventStream(backoff_min=0.01, backoff_max=0.05)
+    rec, target = follow(engine, stream)
+    with running(target):
+        assert wait_until(lambda: len(rec.events) == 2), rec.events
+        assert [e.action for e in rec.events] == ["start", "die"]
+        # one EngineLost for the whole outage, however many attempts failed
+        assert rec.states == [EngineLost("the engine closed the event stream"), EngineBack()]
+        assert engine.since[1:] == [T0 // 1_000_000_000] * 3
+        assert engine.resets == 3
+        stream.stop()
+
+
+def test_stop_interrupts_the_backoff_and_a_stop_before_run_returns_at_once() -> None:
+    engine = FakeEngine([])
+    stream = EngineEventStream(backoff_min=30, backoff_max=30)
+    rec, target = follow(engine, stream)
+    with running(target):
+        assert wait_until(lambda: rec.states == [EngineLost("nothing is listening there")])
+        stream.stop()
+        assert wait_until(lambda: len(engine.since) == 1)
+    early = EngineEventStream()
+    early.stop()
+    early.run(engine, rec.events.append, rec.states.append, threading.Event())
+
+
+# --- EngineEventStream through docker-py, against a tiny fake daemon on a Unix socket -------------------------------
+
+
+class FakeDaemon:
+    """Just enough of the Engine API for docker-py's ``events()``: /version and a chunked /events that stays open."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.feed: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.queries: list[str] = []
+        self.connections: list[socket.socket] = []
+        self.server: socketserver.ThreadingUnixStreamServer | None = None
+
+    def start(self) -> None:
+        daemon = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if self.path.endswith("/version"):
+                    body = json.dumps({"ApiVersion": "1.41", "MinAPIVersion": "1.12", "Version": "20.10"}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                daemon.queries.append(self.path)
+                daemon.connections.append(self.connection)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.flush()
+                while daemon.server is not None:
+                    try:
+                        event = daemon.feed.get(timeout=0.05)
+                    except queue.Empty:
+                        continue
+                    data = json.dumps(event).encode() + b"\n"
+                    try:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                        self.wfile.flush()
+                    except OSError:
+                        return
+
+        self.server = socketserver.ThreadingUnixStreamServer(self.path, Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def kill(self) -> None:
+        server, self.server = self.server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        for conn in self.connections:
+            with suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self.connections.clear()
+        os.unlink(self.path)
+
+
+def test_event_stream_through_docker_py_survives_a_daemon_restart_and_stops_at_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "docker.sock")
+    daemon = FakeDaemon(path)
+    daemon.start()
+    engine = Engine(Endpoint(url=f"unix://{path}", source="--host"))
+    stream = EngineEventStream(backoff_min=0.05, backoff_max=0.2)
+    rec, target = follow(engine, stream)
+    try:
+        with running(target) as stop:
+            assert wait_until(lambda: len(daemon.queries) == 1)
+            daemon.feed.put(docker_event("start", "c1", "web", T0 + 1_500_000_000))
+            assert wait_until(lambda: len(rec.events) == 1), rec.events
+            daemon.kill()
+            assert wait_until(lambda: rec.states == [EngineLost("the engine closed the event stream")]), rec.states
+            time.sleep(0.3)  # a few failed attempts against the missing socket
+            assert len(rec.states) == 1
+            daemon.start()
+            assert wait_until(lambda: rec.states[-1:] == [EngineBack()]), rec.states
+            assert "since=1700000001" in daemon.queries[-1]
+            daemon.feed.put(docker_event("die", "c1", "web", T0 + 2_000_000_000))
+            assert wait_until(lambda: len(rec.events) == 2), rec.events
+            # the stream is now blocked reading the socket: stop() must shut it, setting the event cannot
+            stream.stop()
+            assert stop.is_set()
+    finally:
+        daemon.kill()
+    assert [e.action for e in rec.events] == ["start", "die"]
