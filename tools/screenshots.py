@@ -18,7 +18,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import harness  # noqa: E402
-
 from socktui.session import Options, make_session  # noqa: E402
 from socktui.ui.app import SocktuiApp  # noqa: E402
 from socktui.ui.widgets import ContainerList  # noqa: E402

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 from .diagnose import diagnose, unmatched
@@ -18,24 +19,34 @@ EXIT_PROBLEMS = 1
 EXIT_CANNOT_CHECK = 2
 
 
-def _engine_options() -> argparse.ArgumentParser:
+def _engine_options(defaults: bool) -> argparse.ArgumentParser:
+    """The options accepted both before and after a command.
+
+    Subcommands get them with ``SUPPRESS`` defaults: otherwise argparse lets a subcommand's default overwrite what
+    was given before the command, and ``socktui --read-only fix ... --yes`` would silently apply the fix.
+    """
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-H", "--host", help="engine endpoint, e.g. unix:///run/docker.sock (as docker -H)")
-    common.add_argument("--context", help="docker context to use (as docker --context)")
-    common.add_argument("--read-only", action="store_true", help="refuse every change; fixes are shown, never run")
+    unset: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+    common.add_argument("-H", "--host", help="engine endpoint, e.g. unix:///run/docker.sock (as docker -H)", **unset)
+    common.add_argument("--context", help="docker context to use (as docker --context)", **unset)
+    common.add_argument(
+        "--read-only", action="store_true", help="refuse every change; fixes are shown, never run", **unset
+    )
+    common.add_argument(
+        "--expect", action="append", metavar="PATH", help="treat PATH as a socket", **(unset or {"default": []})
+    )
     return common
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _engine_options()
+    common = _engine_options(defaults=False)
     parser = argparse.ArgumentParser(
         prog="socktui",
         description="See and fix Unix sockets shared with Docker containers. With no command, opens the TUI.",
-        parents=[common],
+        parents=[_engine_options(defaults=True)],
     )
     parser.add_argument("--version", action="version", version=f"socktui {__version__}")
     parser.add_argument("--watch", action="append", default=[], metavar="DIR", help="also watch this host directory")
-    parser.add_argument("--expect", action="append", default=[], metavar="PATH", help="treat PATH as a socket")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = commands.add_parser(
@@ -47,7 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("containers", nargs="*", metavar="CONTAINER", help="names or ids (default: all)")
     check.add_argument("--json", action="store_true", help="print one JSON document (schema 1) on stdout")
     check.add_argument("--all", action="store_true", help="also list mounts that are not socket-relevant")
-    check.add_argument("--expect", action="append", default=[], metavar="PATH", help="treat PATH as a socket")
     add_fix_parser(commands, common)
     return parser
 

@@ -43,7 +43,6 @@ def add_fix_parser(
         help=f"how long remove-shadow-dir waits for the server to bind before starting containers "
         f"(default {DEFAULT_WAIT_SECONDS:.0f})",
     )
-    fix.add_argument("--expect", action="append", default=[], metavar="PATH", help="treat PATH as a socket")
 
 
 def find_mount(report: ContainerReport, where: str) -> MountReport | None:
@@ -109,7 +108,7 @@ def run_fix(args: argparse.Namespace) -> int:
     plan = plan_fix(args.fix_id, report, mount, check.containers, wait_seconds=args.wait)
     print(render_plan(plan))
     if plan.refusal:
-        audit.record(FixResult(plan, "refused", plan.refusal))
+        _warn(audit.record(FixResult(plan, "refused", plan.refusal)))
         print(f"refused: {plan.refusal}", file=sys.stderr)
         return EXIT_REFUSED
     if not plan.changes:

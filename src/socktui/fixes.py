@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .fsview import errno_name
-from .model import ContainerReport, ContainerSpec, FixOffer, MountReport, MountSpec, PathStat, Role, Verdict
+from .model import ContainerReport, ContainerSpec, FixOffer, Kind, MountReport, MountSpec, PathStat, Role, Verdict
 from .probe import probe_fd
 
 REMOVE_SHADOW_DIR = FixOffer("remove-shadow-dir", "Remove the empty directory Docker created", True)
@@ -161,13 +161,19 @@ def _plan_remove_shadow(
             )
             for c in running
         ]
-        follow_up = "If the server does not bind in time, start it, then: docker start " + " ".join(
-            _q(c.name) for c in running
+        follow_up = (
+            "If the server does not bind in time, start it, then start "
+            + " ".join(_q(c.name) for c in running)
+            + " again; if Docker refuses, recreate it: "
+            + "; ".join(recreate_advice(c) for c in running)
         )
     stopped = [c for c in holders if not c.running]
     if stopped:
         follow_up += ("\n" if follow_up else "") + (
-            "Start the server first, then: docker start " + " ".join(_q(c.name) for c in stopped)
+            "Start the server first, then recreate "
+            + " ".join(_q(c.name) for c in stopped)
+            + " (Docker left a directory mount point inside it): "
+            + "; ".join(recreate_advice(c) for c in stopped)
         )
     preconditions = (
         f"{source} is still a directory with device {host.dev}, inode {host.ino} (lstat, symlinks not followed)",
@@ -496,11 +502,12 @@ def _start(step: Step, engine: ContainerActions, socket_path: str, container: Co
     return f"started {step.target}"
 
 
-def _restart(step: Step, engine: ContainerActions, socket_path: str) -> str:
-    st = os.lstat(socket_path) if os.path.lexists(socket_path) else None
-    if st is None or not stat.S_ISSOCK(st.st_mode):
+def _restart(step: Step, engine: ContainerActions, source: str, shared_dir: bool) -> str:
+    st = os.lstat(source) if os.path.lexists(source) else None
+    wanted, check = ("a directory", stat.S_ISDIR) if shared_dir else ("a socket", stat.S_ISSOCK)
+    if st is None or not check(st.st_mode):
         what = "nothing" if st is None else _describe_mode(st.st_mode)
-        raise Refused(f"{socket_path} is {what} right now, not a socket: a restart would not help")
+        raise Refused(f"{source} is {what} right now, not {wanted}: a restart would not help")
     assert step.container_id is not None
     engine.restart(step.container_id, timeout=CONTAINER_TIMEOUT_SECONDS)
     return f"restarted {step.target}"
@@ -569,7 +576,9 @@ def apply_plan(
             elif step.op == "start-container":
                 message = _start(step, engine, socket_path, plan.container)
             elif step.op == "restart-container":
-                message = _restart(step, engine, socket_path)
+                message = _restart(
+                    step, engine, socket_path, shared_dir=step.expect is not None and step.expect.kind is Kind.DIRECTORY
+                )
             else:
                 raise Refused(f"unknown step {step.op}")
         except Refused as exc:

@@ -114,6 +114,13 @@ def decide_path(target: PathObservation, obs: MountObservation, *, file_mount: b
     view = target.view
     if container.running and view is not None and view.stat is not None:
         seen = view.stat
+        if seen.kind is Kind.ERROR:
+            # Not seeing is not the same as seeing another inode: never call it detached (that offers a restart).
+            return Decision(
+                Verdict.UNKNOWN,
+                f"{container.name}'s view of {target.container_path} cannot be read ({seen.error}); "
+                "the host side cannot be compared with it",
+            )
         if seen.kind is Kind.MISSING:
             return Decision(
                 Verdict.DETACHED,
@@ -297,6 +304,11 @@ def _decide_dir(obs: MountObservation) -> Decision:
     if host.kind is not Kind.DIRECTORY:
         return decide_path(obs.target, obs, file_mount=True)
     view = obs.target.view
+    if container.running and view is not None and view.stat is not None and view.stat.kind is Kind.ERROR:
+        return Decision(
+            Verdict.UNKNOWN,
+            f"{container.name}'s view of {obs.mount.destination} cannot be read ({view.stat.error})",
+        )
     if container.running and view is not None and view.stat is not None and view.stat.identity != host.identity:
         return Decision(
             Verdict.DETACHED,

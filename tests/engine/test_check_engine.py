@@ -502,12 +502,6 @@ def test_all_lists_other_mounts(engine: Engine, containers: ContainerFactory, d:
 # --------------------------------------------------------------------------- global options
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cli.py gives the main parser and every subparser the same common options (parents=[common]); "
-    "the subparser's defaults overwrite what was parsed before the command, so `socktui -H URL check` "
-    "silently ignores -H (and --read-only, --context, --expect likewise)",
-)
 def test_host_option_before_command_is_honoured(engine: Engine, containers: ContainerFactory, d: Path) -> None:
     (d / "x.sock").write_text("")
     name = unique_name()

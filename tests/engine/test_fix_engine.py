@@ -178,17 +178,55 @@ def _shadow_story(
     assert all(s["ok"] for s in entry["steps"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: remove-shadow-dir's start-container step cannot succeed: at the first start runc created "
-    "/run/app.sock as a DIRECTORY in the container's own rootfs (its writable layer keeps it), so starting the "
-    "same container with a socket as the source fails ('not a directory ... Are you trying to mount a directory "
-    "onto a file'); the container must be recreated, not started",
-)
 def test_shadowed_socket_story_end_to_end(
     engine: Engine, containers: ContainerFactory, sockserver: SocketServers, d: Path, state: Path
 ) -> None:
-    _shadow_story(engine, containers, sockserver, d, state)
+    """The common failure with /run in the image: the host side gets fixed, and Docker cannot start the container
+    again (its writable layer now has a *directory* mount point), so the fix says to recreate it, with the command.
+    Recreating it as told makes the socket live from inside the container's own view."""
+    sock = d / "app.sock"
+    name = unique_name()
+    cid = containers.run(name=name, command=TRAP, binds=[f"{sock}:/run/app.sock"])
+    with pytest.raises(SocketServerError) as failed:
+        sockserver.start(sock)
+    assert "EADDRINUSE" in failed.value.stderr
+    argv = ["fix", "-H", engine.host, name, "/run/app.sock", "remove-shadow-dir", "--yes", "--wait", "20"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "socktui.cli", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env_for(state),
+    )
+    try:
+        wait_for(lambda: not os.path.lexists(sock), timeout=20, message="socktui to remove the directory")
+        assert container_state(engine, cid)[0] == "exited"
+        server = sockserver.start(sock)
+        out, err = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, f"stdout:\n{out}\nstderr:\n{err}"
+    assert "cannot start" in out and "recreate the container" in out and f"docker rm {name}" in out
+    assert identity(sock)[0] == stat.S_IFSOCK  # the host side is fixed: the server owns the path now
+    [entry] = audit_lines(state)
+    assert [(s["op"], s["ok"]) for s in entry["steps"]] == [
+        ("stop-container", True),
+        ("rmdir", True),
+        ("wait-for-socket", True),
+        ("start-container", False),
+    ]
+
+    engine.client.remove_container(cid, force=True)
+    containers.run(name=name, command=TRAP, binds=[f"{sock}:/run/app.sock"])
+    _, _, m = look(engine, name, "/run/app.sock")
+    assert m.verdict is Verdict.LIVE, m.reason
+    assert m.container is not None and m.container.probe is not None and m.container.probe.ok
+    assert m.listener is not None and m.listener.pid == server.pid
+    doc = json.loads(socktui("check", "--json", "-H", engine.host, name, state=state).stdout)
+    assert doc["containers"][0]["mounts"][0]["verdict"] == "live"
 
 
 def test_shadowed_socket_story_with_run_on_tmpfs(
@@ -286,11 +324,6 @@ def test_restart_container_makes_detached_live(
     assert (entry["result"], [s["op"] for s in entry["steps"]]) == ("applied", ["restart-container"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: fixes._restart checks that plan.mount.source is a socket; for a detached socket-dir mount the "
-    "source is a directory, so the only fix offered (restart-container) always refuses",
-)
 def test_restart_container_fixes_detached_socket_dir(
     engine: Engine, containers: ContainerFactory, sockserver: SocketServers, d: Path, state: Path
 ) -> None:
@@ -496,12 +529,6 @@ def test_read_only_refuses(engine: Engine, stale: tuple[str, str, Path], state: 
     assert entry["result"] == "refused" and "read-only" in entry["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `socktui --read-only fix ...` (the global option, before the command) is silently dropped: the "
-    "fix subparser's default read_only=False overwrites it (cli.py parents=[common] on both parsers), and the fix "
-    "is APPLIED",
-)
 def test_global_read_only_before_command_refuses(engine: Engine, stale: tuple[str, str, Path], state: Path) -> None:
     name, _, path = stale
     before = identity(path)
@@ -632,11 +659,6 @@ def test_unwritable_audit_log_is_a_warning_not_a_crash(
     assert os.path.lexists(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: fixcli.run_fix drops audit.record()'s warning when the plan itself is refused "
-    "(line 112 calls audit.record without _warn), unlike every other path",
-)
 def test_unwritable_audit_log_warns_for_a_refused_plan(
     engine: Engine, stale: tuple[str, str, Path], tmp_path: Path
 ) -> None:

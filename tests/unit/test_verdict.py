@@ -285,12 +285,6 @@ def test_detached_same_inode_number_on_another_device_is_still_detached() -> Non
     assert d.verdict is Verdict.DETACHED
 
 
-@pytest.mark.xfail(
-    reason="BUG: verdict.decide_path (src/socktui/verdict.py:115-129) compares identities even when the container "
-    "view's lstat failed (Kind.ERROR, dev=ino=0), so an unreadable view reads as DETACHED 'still sees inode 0 "
-    "(deleted)' and offers a destructive restart",
-    strict=True,
-)
 def test_an_unreadable_container_view_is_unknown_not_detached() -> None:
     host = sock(ino=2002)
     broken = view(DESTINATION, PathStat(path=DESTINATION, kind=Kind.ERROR, error="EACCES"))
@@ -299,11 +293,6 @@ def test_an_unreadable_container_view_is_unknown_not_detached() -> None:
     assert "EACCES" in d.reason
 
 
-@pytest.mark.xfail(
-    reason="BUG: verdict._decide_dir (src/socktui/verdict.py:300) compares the directory's identity even when the "
-    "container view's lstat failed (Kind.ERROR), so an unreadable view reads as DETACHED 'directory inode 0'",
-    strict=True,
-)
 def test_an_unreadable_container_view_of_a_socket_dir_is_not_detached() -> None:
     obs = dir_obs(entry("a.sock", host_probe=probe_ok()))
     broken = view("/run/app", PathStat(path="/run/app", kind=Kind.ERROR, error="EACCES"))
