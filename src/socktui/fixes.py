@@ -588,4 +588,4 @@ def apply_plan(
             record(StepResult(step, False, f"{step.describe} failed: {exc}"))
             return finish("failed", f"{step.describe} failed: {exc}")
         record(StepResult(step, True, message))
-    return FixResult(plan, "applied", f"{plan.fix.id} applied", tuple(done))
+    return FixResult(plan, "applied", "every step done", tuple(done))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from .diagnose import diagnose, diagnose_containers
 from .engine import Engine
 from .model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, MountReport, Role, Verdict
+from .verdict import short_command
 
 
 @dataclass(frozen=True)
@@ -177,24 +178,28 @@ def describe_changes(old: ContainerReport | None, new: ContainerReport) -> list[
             continue
         verdict = m.verdict
         src = m.mount.source
-        if verdict is Verdict.LIVE and m.listener is not None:
-            text = f"{src} bound by pid {m.listener.pid} {m.listener.command[:60]}"
-        elif verdict is Verdict.SHADOWED and m.shadow_created_by_docker_at is not None:
-            text = f"Docker created directory {src} when {name} started"
-        else:
-            was = prev.verdict.value if prev is not None and prev.verdict else "new"
-            text = f"{src}: {was} → {verdict.value if verdict else '-'}"
-        changes.append(Change(name, text, verdict))
+        if prev is None or prev.verdict != verdict:
+            if verdict is Verdict.LIVE and m.listener is not None:
+                text = f"{src} bound by pid {m.listener.pid} {short_command(m.listener.command, 40)}"
+            elif verdict is Verdict.SHADOWED and m.shadow_created_by_docker_at is not None:
+                text = f"Docker created directory {src} when {name} started"
+            else:
+                was = prev.verdict.value if prev is not None and prev.verdict else "new"
+                text = f"{name}: {src}: {was} → {verdict.value if verdict else '-'}"
+            changes.append(Change(name, text, verdict))
         if m.role is Role.SOCKET_DIR and prev is not None:
             old_socks = {s.name: s for s in prev.sockets}
+            now = {s.name for s in m.sockets}
             for s in m.sockets:
                 before_s = old_socks.get(s.name)
                 if before_s is None or before_s.verdict != s.verdict:
                     if s.verdict is Verdict.LIVE and s.listener is not None:
-                        text = f"{s.host_path} bound by pid {s.listener.pid} {s.listener.command[:60]}"
+                        text = f"{s.host_path} bound by pid {s.listener.pid} {short_command(s.listener.command, 40)}"
                     else:
                         text = f"{s.host_path}: {before_s.verdict.value if before_s else 'new'} → {s.verdict.value}"
                     changes.append(Change(name, text, s.verdict))
+            for gone in sorted(set(old_socks) - now):
+                changes.append(Change(name, f"{old_socks[gone].host_path} removed", None))
     return changes
 
 

@@ -302,12 +302,6 @@ async def test_a_new_socket_in_a_shared_directory_is_logged_within_a_second(
 
 
 @pytest.mark.engine
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: session.describe_changes logs a socket-dir mount line whenever its sockets changed, even when the "
-    "mount's verdict did not ('<dir>: ok → ok'), and logs only sockets that are present now: a server that stops "
-    "and removes its socket from a shared directory leaves just '<dir>: ok → ok', never naming the socket",
-)
 async def test_a_socket_leaving_a_shared_directory_is_logged_by_name(
     engine: Engine, containers: ContainerFactory, sockserver: SocketServers, d: Path
 ) -> None:
@@ -333,12 +327,6 @@ async def test_a_socket_leaving_a_shared_directory_is_logged_by_name(
 
 
 @pytest.mark.engine
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: app.py composes EventLog(max_lines=2000, wrap=True) without min_width; RichLog renders every "
-    "line at least min_width=78 cells wide, wider than the log's 76-cell content region at 80x24, so long lines "
-    "are cut (not wrapped) and a horizontal scrollbar eats one of the log's four lines. Fix: pass min_width=1",
-)
 async def test_long_log_lines_wrap_inside_the_log_at_80_columns(
     engine: Engine, containers: ContainerFactory, sockserver: SocketServers, d: Path
 ) -> None:
@@ -455,12 +443,6 @@ async def test_engine_banner_shows_while_the_engine_is_away_and_clears_when_it_i
 
 
 @pytest.mark.engine
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when the engine goes away under a running app, follow_engine posts EngineProblem(EngineLost.reason), "
-    "e.g. 'the engine closed the event stream': the banner names neither the engine nor what to do, unlike "
-    "EngineProblem's contract ('says where and what to do') and the banner shown at start-up",
-)
 async def test_the_banner_names_the_engine_as_soon_as_it_goes_away() -> None:
     choice = engine_from_env()
     if choice.kind != "private":

@@ -87,7 +87,7 @@ class SocktuiApp(App[int]):
                 yield MountTable(id="mounts")
                 with VerticalScroll(id="info-scroll"):
                     yield MountInfo("", id="info")
-        yield EventLog(id="log", max_lines=2000, wrap=True)
+        yield EventLog(id="log", max_lines=2000, wrap=True, min_width=1)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -130,7 +130,8 @@ class SocktuiApp(App[int]):
         self.report = message.report
         self.refresh_view()
         problems = sum(c.problems for c in message.report.containers)
-        self.log_line(f"checked {len(message.report.containers)} containers: {problems} problems")
+        count = len(message.report.containers)
+        self.log_line(f"checked {count} container{'s' * (count != 1)}: {problems} problem{'s' * (problems != 1)}")
         if self.live and not self.live_started:
             self.start_live(engine=True)
         self.update_interest()
@@ -225,6 +226,15 @@ class SocktuiApp(App[int]):
             return
         self.show_mount_info()
 
+    def worst_mount_row(self) -> int:
+        """Start on the mount with the problem, so f and t act on it without a detour through Tab."""
+        report = self.selected_report()
+        if report is None:
+            return 0
+        mounts = self.visible_mounts(report)
+        ranked = [(m.verdict.severity if m.verdict else -1, -i) for i, m in enumerate(mounts)]
+        return -max(ranked)[1] if ranked else 0
+
     def show_mount_info(self) -> None:
         picked = self.selected_mount()
         info = self.query_one(MountInfo)
@@ -241,8 +251,9 @@ class SocktuiApp(App[int]):
         key = self.query_one(ContainerList).selected_id
         if key != self.selected_id:
             self.selected_id = key
-            self.query_one(MountTable).move_cursor(row=0, animate=False)
             self.show_detail()
+            self.query_one(MountTable).move_cursor(row=self.worst_mount_row(), animate=False)
+            self.show_mount_info()
 
     @on(DataTable.RowHighlighted, "#mounts")
     def mount_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -299,7 +310,13 @@ class SocktuiApp(App[int]):
 
         def on_state(state: object) -> None:
             if isinstance(state, EngineLost):
-                self.post_message(EngineProblem(state.reason))
+                endpoint = self.session.engine.endpoint
+                self.post_message(
+                    EngineProblem(
+                        f"lost the engine at {endpoint.url} ({endpoint.source}): {state.reason}\n"
+                        "Start the daemon again, or point socktui at the right engine with --host or DOCKER_HOST."
+                    )
+                )
             elif isinstance(state, EngineBack):
                 self.post_message(EngineRecovered())
                 self.call_from_thread(self.load_all)
@@ -442,7 +459,7 @@ class SocktuiApp(App[int]):
             self.log_line("fix refused: read-only mode")
             return
         if not mount.fixes:
-            self.notify(f"No fix applies to a {mount.verdict.value if mount.verdict else 'plain'} mount.")
+            self.notify(f"No fix applies to this {mount.verdict.value if mount.verdict else 'plain'} mount.")
             return
         everyone = self.report.containers if self.report else (report,)
         plans = [plan_fix(f.id, report, mount, everyone, self.wait_seconds) for f in mount.fixes]
