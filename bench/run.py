@@ -1,0 +1,415 @@
+"""socktui benchmarks: one-shot check, start-up, reaction time, cost at rest, bursts. Writes bench/RESULTS.md.
+
+    make bench                       # N = 10, 200, 1000 (about 20 minutes on 2 cores)
+    .venv/bin/python bench/run.py --quick        # N = 10, 200, fewer samples (a few minutes)
+
+Runs as root with docker.io and busybox-static installed (as .ci/run provides): it starts its own dockerd through the
+test harness, builds the busybox test image, grows one scenario 10 -> 200 -> 1000 containers and measures at each
+size. Everything it starts (daemon, containers, socket servers, TUIs) is stopped in ``finally``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import docker  # noqa: E402  (after common: it puts tests/ on sys.path)
+from common import (
+    BENCH,
+    SOCKTUI,
+    Farm,
+    Reaper,
+    Summary,
+    foreign_heavy_processes,
+    loadavg,
+    log,
+    proc_cpu_seconds,
+    proc_status_kb,
+)
+from live import Fixtures, run_live  # noqa: E402
+from proxy import CountingProxy  # noqa: E402
+from ptyapp import TtyApp  # noqa: E402
+from scenario import Scenario  # noqa: E402
+
+import harness  # noqa: E402
+
+TARGETS = {
+    "oneshot_ratio_1000": 1.5,
+    "first_frame_200_ms": 800,
+    "first_frame_1000_ms": 1500,
+    "fs_p95_ms": 50,
+    "container_p95_ms": 100,
+    "stale_ms": 3000,
+    "rest_cpu_pct": 1.0,
+    "rest_rss_mb": 150,
+}
+
+
+@dataclass
+class Plan:
+    sizes: list[int]
+    oneshot_runs: dict[int, int]
+    startup_runs: int
+    samples: int
+    stale_samples: int
+    bursts: int
+    rest_n: int
+    rest_seconds: float
+    rest_settle: float
+
+
+def make_plan(quick: bool, sizes: list[int] | None) -> Plan:
+    if quick:
+        chosen = sizes or [10, 200]
+        return Plan(chosen, {n: 5 for n in chosen}, 3, 10, 5, 2, max(chosen), 20, 3)
+    chosen = sizes or [10, 200, 1000]
+    runs = {n: (15 if n <= 10 else 10 if n <= 200 else 7) for n in chosen}
+    return Plan(chosen, runs, 5, 30, 12, 5, max(chosen), 60, 5)
+
+
+@dataclass
+class SizeResults:
+    n: int
+    oneshot_check_s: list[float] = field(default_factory=list)
+    oneshot_baseline_s: list[float] = field(default_factory=list)
+    oneshot_check_rc: int = -1
+    oneshot_containers: int = -1
+    startup_s: list[float] = field(default_factory=list)
+    startup_paint_s: list[float] = field(default_factory=list)
+    live: dict[str, Any] = field(default_factory=dict)
+    rest: dict[str, Any] = field(default_factory=dict)
+    load: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+    background_busy_pct: float = math.nan
+
+
+# --------------------------------------------------------------------------- 1. one-shot
+
+
+def timed(argv: list[str]) -> tuple[float, subprocess.CompletedProcess[bytes]]:
+    t0 = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, check=False)
+    return time.monotonic() - t0, done
+
+
+def baseline(host: str) -> float:
+    """What a person types: list every id, then one inspect with all of them."""
+    t0 = time.monotonic()
+    ids = subprocess.run(["docker", "-H", host, "ps", "-a", "-q"], capture_output=True, check=True, text=True)
+    subprocess.run(["docker", "-H", host, "inspect", *ids.stdout.split()], capture_output=True, check=True)
+    return time.monotonic() - t0
+
+
+def measure_oneshot(host: str, n: int, runs: int, out: SizeResults) -> None:
+    check = [SOCKTUI, "check", "--json", "-H", host]
+    _, first = timed(check)  # warm-up (bytecode, page cache), also the correctness check
+    doc = json.loads(first.stdout)
+    out.oneshot_check_rc = first.returncode
+    out.oneshot_containers = len(doc["containers"])
+    if out.oneshot_containers != n:
+        raise RuntimeError(f"socktui check listed {out.oneshot_containers} containers, expected {n}")
+    baseline(host)
+    for r in range(runs):
+        # Interleaved, alternating which goes first, so drift and caching hit both alike.
+        order = ("check", "baseline") if r % 2 == 0 else ("baseline", "check")
+        for which in order:
+            if which == "check":
+                took, done = timed(check)
+                if done.returncode not in (0, 1):
+                    raise RuntimeError(f"socktui check failed: {done.stderr.decode()[-500:]}")
+                out.oneshot_check_s.append(took)
+            else:
+                out.oneshot_baseline_s.append(baseline(host))
+    c, b = Summary.of(out.oneshot_check_s), Summary.of(out.oneshot_baseline_s)
+    log(f"  one-shot N={n}: check {c.median:.2f} s, baseline {b.median:.2f} s, ratio {c.median / b.median:.2f}")
+
+
+# --------------------------------------------------------------------------- 2. start-up
+
+
+def measure_startup(host: str, n: int, runs: int, reaper: Reaper, out: SizeResults) -> None:
+    pattern = rb"\D%d containers" % n
+    for _ in range(runs):
+        tui = TtyApp([SOCKTUI, "-H", host]).start()
+        reaper.add(tui.pid)
+        try:
+            paint = tui.wait_for(rb"looking at", 60)
+            full = tui.wait_for(pattern, 120)
+            out.startup_paint_s.append(paint - tui.spawned_at)
+            out.startup_s.append(full - tui.spawned_at)
+        finally:
+            reaper.discard(tui.pid)
+            tui.stop()
+        time.sleep(0.5)
+    s = Summary.of(out.startup_s)
+    log(f"  start-up N={n}: first full frame median {s.median:.2f} s (p95 {s.p95:.2f})")
+
+
+# --------------------------------------------------------------------------- 4. at rest
+
+
+def measure_rest(
+    daemon_socket: str, root: Path, n: int, seconds: float, settle: float, reaper: Reaper
+) -> dict[str, Any]:
+    proxy = CountingProxy(str(root / "px.sock"), daemon_socket).start()
+    tui = TtyApp([SOCKTUI, "-H", proxy.url]).start()
+    reaper.add(tui.pid)
+    try:
+        ready = tui.wait_for(rb"\D%d containers" % n, 120)
+        time.sleep(settle)
+        pid = tui.pid
+        start = time.monotonic()
+        cpu0 = proc_cpu_seconds(pid)
+        rss = []
+        threads = proc_status_kb(pid, "Threads")
+        while time.monotonic() - start < seconds:
+            rss.append(proc_status_kb(pid, "VmRSS"))
+            time.sleep(1.0)
+        cpu1 = proc_cpu_seconds(pid)
+        end = time.monotonic()
+        rss.append(proc_status_kb(pid, "VmRSS"))
+        hwm = proc_status_kb(pid, "VmHWM")
+        window = proxy.between(start, end)
+        startup_requests = proxy.between(0, ready)
+        before_window = proxy.between(ready, start)
+        kinds: dict[str, int] = {}
+        for r in startup_requests:
+            key = f"{r.method} {r.path.split('?')[0]}"
+            key = (
+                "GET /containers/<id>/json"
+                if key.startswith("GET ")
+                and key.endswith("/json")
+                and "/containers/" in key
+                and "containers/json" not in key
+                else key
+            )
+            kinds[key] = kinds.get(key, 0) + 1
+        result = {
+            "n": n,
+            "seconds": end - start,
+            "cpu_s": cpu1 - cpu0,
+            "cpu_pct": (cpu1 - cpu0) / (end - start) * 100,
+            "rss_kb_max": max(rss),
+            "rss_kb_samples": rss,
+            "vm_hwm_kb": hwm,
+            "threads": threads,
+            "requests_in_window": [f"{r.method} {r.path}" for r in window],
+            "requests_settle": [f"{r.method} {r.path}" for r in before_window],
+            "requests_startup": len(startup_requests),
+            "requests_startup_kinds": kinds,
+        }
+        log(
+            f"  at rest N={n}: {result['cpu_pct']:.2f}% CPU, RSS max {max(rss) / 1024:.0f} MB, "
+            f"{len(window)} requests in {end - start:.0f} s"
+        )
+        return result
+    finally:
+        reaper.discard(tui.pid)
+        tui.stop()
+        proxy.stop()
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def machine_busy(seconds: float) -> float:
+    """Percent of all CPUs busy over ``seconds`` (from /proc/stat), to show the load the scenario itself makes."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as fh:
+            values = [int(x) for x in fh.readline().split()[1:9]]
+        idle = values[3] + values[4]
+        return sum(values) - idle, idle
+
+    busy0, idle0 = sample()
+    time.sleep(seconds)
+    busy1, idle1 = sample()
+    total = (busy1 - busy0) + (idle1 - idle0)
+    return 100 * (busy1 - busy0) / total if total else math.nan
+
+
+def versions(client: docker.APIClient) -> dict[str, str]:
+    def pkg(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    daemon = client.version()
+    cli = subprocess.run(["docker", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    dockerd = subprocess.run(["dockerd", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    return {
+        "python": platform.python_version(),
+        "socktui": pkg("socktui"),
+        "textual": pkg("textual"),
+        "docker-py": pkg("docker"),
+        "watchfiles": pkg("watchfiles"),
+        "dockerd": f"{dockerd} (API {daemon.get('ApiVersion', '?')})",
+        "docker CLI": cli,
+    }
+
+
+def machine() -> dict[str, str]:
+    mem_kb = 0
+    with open("/proc/meminfo", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    model = "?"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "kernel": platform.release(),
+    }
+
+
+def git_rev() -> str:
+    done = subprocess.run(["git", "-C", str(BENCH), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or "?"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="N = 10 and 200 only, fewer samples")
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="e.g. 10,200")
+    parser.add_argument(
+        "--only", default="oneshot,startup,live,rest", help="comma-separated: oneshot,startup,live,rest"
+    )
+    parser.add_argument("--out", default=str(BENCH / "RESULTS.md"), help="where to write the report")
+    parser.add_argument("--json", default=str(BENCH / "results.json"), help="raw figures")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench: needs root (it starts its own dockerd)", file=sys.stderr)
+        return 2
+    problem = harness.check_busybox()
+    if problem or shutil.which("dockerd") is None or shutil.which("docker") is None:
+        print(f"bench: needs docker.io and busybox-static: {problem or 'dockerd/docker not on PATH'}", file=sys.stderr)
+        return 2
+    only = set(args.only.split(","))
+    plan = make_plan(args.quick, args.sizes)
+
+    def on_term(signum: int, frame: object) -> None:
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+    began = time.monotonic()
+    started_at = datetime.datetime.now(datetime.UTC)
+    reaper = Reaper()
+    daemon = harness.PrivateDaemon()
+    root = Path(tempfile.mkdtemp(prefix="sb-", dir="/tmp"))
+    farm: Farm | None = None
+    fixtures: Fixtures | None = None
+    results: list[SizeResults] = []
+    meta: dict[str, Any] = {}
+    try:
+        log(f"starting a private dockerd; scenario under {root}")
+        daemon.start()
+        client = docker.APIClient(base_url=daemon.host, version="auto", timeout=120)
+        image = harness.build_test_image(client)
+        meta = {"versions": versions(client), "machine": machine(), "git": git_rev()}
+        farm = Farm()
+        reaper.add(farm.pid)
+        scenario = Scenario(client, image, root / "s", farm)
+        for n in plan.sizes:
+            log(f"== N = {n}")
+            t0 = time.monotonic()
+            scenario.grow(n)
+            log(f"  grew to {n} in {time.monotonic() - t0:.0f} s")
+            out = SizeResults(n)
+            out.foreign = foreign_heavy_processes([daemon.pid])
+            out.background_busy_pct = machine_busy(3.0)
+            log(f"  machine busy {out.background_busy_pct:.0f}% of all cores with nothing measured (the containers)")
+            out.load.append(f"start {loadavg()}")
+            if "oneshot" in only:
+                measure_oneshot(daemon.host, n, plan.oneshot_runs[n], out)
+            if "startup" in only:
+                measure_startup(daemon.host, n, plan.startup_runs, reaper, out)
+            if "live" in only:
+                # The fixtures' sockets come from a server started now, after the containers: finding a new
+                # listener then means scanning /proc past every container process, as after a real restart.
+                fixture_farm = Farm()
+                reaper.add(fixture_farm.pid)
+                try:
+                    fixtures = Fixtures(client, image, root / "r" / str(n), fixture_farm)
+                    fixtures.setup()
+                    live = asyncio.run(
+                        run_live(
+                            daemon.host,
+                            fixtures,
+                            fixture_farm,
+                            reaper,
+                            n,
+                            plan.samples,
+                            plan.stale_samples,
+                            plan.bursts,
+                        )
+                    )
+                    out.live = live.as_dict()
+                except Exception as exc:  # keep going: the other measurements are still worth having
+                    out.live = {"notes": [f"live measurements failed: {type(exc).__name__}: {exc}"]}
+                    log(f"  live measurements failed: {type(exc).__name__}: {exc}")
+                finally:
+                    if fixtures is not None:
+                        fixtures.teardown()
+                        fixtures = None
+                    fixture_farm.stop()
+                    reaper.discard(fixture_farm.pid)
+            if "rest" in only and n == plan.rest_n:
+                out.rest = measure_rest(str(daemon.socket_path), root, n, plan.rest_seconds, plan.rest_settle, reaper)
+            out.load.append(f"end {loadavg()}")
+            out.foreign = sorted(set(out.foreign) | set(foreign_heavy_processes([daemon.pid])))
+            results.append(out)
+        meta["scenario"] = scenario.describe()
+    finally:
+        log("cleaning up")
+        reaper.kill_all()
+        if fixtures is not None:
+            with contextlib.suppress(Exception):
+                fixtures.teardown()
+        if farm is not None:
+            farm.stop()
+        t0 = time.monotonic()
+        daemon.stop()
+        log(f"  daemon stopped in {time.monotonic() - t0:.0f} s")
+        shutil.rmtree(root, ignore_errors=True)
+    meta["wall_s"] = time.monotonic() - began
+    meta["started_at"] = started_at.strftime("%Y-%m-%d %H:%M UTC")
+    meta["quick"] = args.quick
+    meta["plan"] = plan.__dict__
+    raw = {"meta": meta, "sizes": [r.__dict__ for r in results]}
+    Path(args.json).write_text(json.dumps(raw, indent=1, default=str) + "\n")
+    from writeup import write_report
+
+    write_report(raw, Path(args.out))
+    log(f"wrote {args.out} and {args.json} ({meta['wall_s'] / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
