@@ -194,7 +194,10 @@ def write_report(raw: dict[str, Any], out: Path) -> None:
         "binds `victim.sock`, the bench waits until the app shows it LIVE *with that listener pid*, waits 0.3 s, "
         "then SIGKILLs it), `rx-ss` (created, file mount of a live socket; started and stopped), `rx-burst` (4 "
         "socket dirs), and per shadow sample a fresh created container `rx-shNNN` whose `-v` source is missing "
-        "(shown MISSING first, then started, then removed)."
+        "(shown MISSING first, then started, then removed). The fixtures' sockets come from a second socket farm "
+        "started after the scenario's containers, so a new listener has a recent pid, as after a real server restart "
+        "(finding it scans `/proc` past every container process). App and bench share one process: the bench only "
+        "awaits while the app works, except for the 1 ms polling of the cursor during key presses (section 5)."
     )
     add("")
     add(
