@@ -45,16 +45,34 @@ class Session:
     reports: dict[str, ContainerReport] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Rechecks run concurrently. Each takes a number when it *starts*, and a result is kept only if no recheck that
+    # started later has already stored one; a destroyed container's id never comes back, so it is remembered.
+    _seq: int = 0
+    _stored_seq: dict[str, int] = field(default_factory=dict)
+    _removed: set[str] = field(default_factory=set)
+
+    def _ticket(self) -> int:
+        with self.lock:
+            self._seq += 1
+            return self._seq
 
     # ------------------------------------------------------------------ whole look
     def full_check(self, cancel: threading.Event | None = None) -> CheckReport:
+        ticket = self._ticket()
         report = diagnose(self.engine, expected=self.options.expected, cancel=cancel)
         with self.lock:
             self.info = report.engine
-            self.specs = {r.container.id: r.container for r in report.containers}
-            self.reports = {r.container.id: r for r in report.containers}
-            self.order = [r.container.id for r in report.containers]
-        return report
+            fresh = {r.container.id: r for r in report.containers if r.container.id not in self._removed}
+            # Anything a later recheck stored (a container created meanwhile, a newer state) wins over this look.
+            newer = {cid: r for cid, r in self.reports.items() if self._stored_seq.get(cid, 0) > ticket}
+            fresh.update(newer)
+            for cid in fresh:
+                self._stored_seq[cid] = max(self._stored_seq.get(cid, 0), ticket)
+            self.reports = fresh
+            self.specs = {cid: r.container for cid, r in fresh.items()}
+            self.order = [r.container.id for r in report.containers if r.container.id in fresh]
+            self.order += [cid for cid in newer if cid not in self.order]
+        return self.snapshot()
 
     def snapshot(self) -> CheckReport:
         with self.lock:
@@ -68,17 +86,19 @@ class Session:
     # ------------------------------------------------------------------ piecemeal updates
     def refresh_container(self, container_id: str) -> tuple[ContainerReport | None, list[Change]]:
         """After an engine event: inspect one container (one request) and re-decide it. None when it is gone."""
+        ticket = self._ticket()
         info = self.info or self.engine.info()
         spec = self.engine.inspect_one(container_id)
         if spec is None:
             with self.lock:
+                self._removed.add(container_id)
                 old = self.reports.pop(container_id, None)
                 self.specs.pop(container_id, None)
                 if container_id in self.order:
                     self.order.remove(container_id)
             return None, ([Change(old.container.name, f"{old.container.name} removed")] if old else [])
         [report] = diagnose_containers(info, [spec], self.options.expected)
-        return report, self._store([report])
+        return report, self._store([report], ticket)
 
     def refresh_paths(self, paths: Iterable[str]) -> tuple[list[ContainerReport], list[Change]]:
         """After filesystem changes: re-decide only the containers whose mounts involve these paths."""
@@ -86,6 +106,7 @@ class Session:
         return self.refresh_ids(ids)
 
     def refresh_ids(self, ids: Iterable[str]) -> tuple[list[ContainerReport], list[Change]]:
+        ticket = self._ticket()
         info = self.info
         if info is None:
             return [], []
@@ -94,13 +115,16 @@ class Session:
         if not specs:
             return [], []
         reports = diagnose_containers(info, specs, self.options.expected)
-        return reports, self._store(reports)
+        return reports, self._store(reports, ticket)
 
-    def _store(self, reports: Sequence[ContainerReport]) -> list[Change]:
+    def _store(self, reports: Sequence[ContainerReport], ticket: int) -> list[Change]:
         changes: list[Change] = []
         with self.lock:
             for report in reports:
                 cid = report.container.id
+                if cid in self._removed or self._stored_seq.get(cid, 0) > ticket:
+                    continue  # gone, or a recheck that started later already stored a newer truth
+                self._stored_seq[cid] = ticket
                 old = self.reports.get(cid)
                 changes.extend(describe_changes(old, report))
                 self.reports[cid] = report

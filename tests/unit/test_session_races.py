@@ -1,0 +1,95 @@
+"""Concurrent rechecks must never bring back a removed container or let an older look overwrite a newer one.
+
+The engine is a stand-in whose inspect blocks until the test lets it go: what is under test is the ordering logic
+in Session, and this makes the interleaving that a busy machine produces by chance happen every time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from socktui.engine import Endpoint
+from socktui.model import ContainerSpec, EngineInfo
+from socktui.session import Options, Session
+
+
+def spec(cid: str, state: str) -> ContainerSpec:
+    return ContainerSpec(id=cid, name=f"n{cid}", state=state, image="img", inspected=True)
+
+
+class GatedEngine:
+    """inspect_one answers from ``answers[cid]`` (a queue), waiting on the gate registered for that answer."""
+
+    endpoint = Endpoint(url="unix:///fake.sock", source="test")
+
+    def __init__(self) -> None:
+        self.answers: dict[str, list[tuple[threading.Event | None, ContainerSpec | None]]] = {}
+        self.listed: list[ContainerSpec] = []
+
+    def info(self) -> EngineInfo:
+        return EngineInfo(endpoint=self.endpoint.url, local=True, version="test")
+
+    def inspect_one(self, cid: str) -> ContainerSpec | None:
+        gate, answer = self.answers[cid].pop(0)
+        if gate is not None:
+            assert gate.wait(5)
+        return answer
+
+    def list_containers(self) -> list[ContainerSpec]:
+        return list(self.listed)
+
+    def inspect_many(self, specs: Iterable[ContainerSpec]) -> dict[str, ContainerSpec | None]:
+        return {s.id: s for s in specs}
+
+
+def make(engine: GatedEngine, *specs: ContainerSpec) -> Session:
+    session = Session(engine=engine, options=Options())  # type: ignore[arg-type]
+    engine.listed = list(specs)
+    session.full_check()
+    return session
+
+
+def states(session: Session) -> dict[str, str]:
+    return {r.container.id: r.container.state for r in session.snapshot().containers}
+
+
+def test_a_slow_recheck_does_not_bring_back_a_removed_container() -> None:
+    engine = GatedEngine()
+    session = make(engine, spec("a", "created"))
+    gate = threading.Event()
+    engine.answers["a"] = [(gate, spec("a", "running")), (None, None)]
+    slow = threading.Thread(target=session.refresh_container, args=("a",))
+    slow.start()  # the "start" event's recheck: inspect saw it running, then got held up
+    while not engine.answers["a"] or len(engine.answers["a"]) == 2:
+        pass  # wait until the slow recheck has taken its answer
+    report, changes = session.refresh_container("a")  # the "destroy" event's recheck
+    assert report is None and any("removed" in c.text for c in changes)
+    gate.set()
+    slow.join(5)
+    assert "a" not in states(session)
+
+
+def test_a_recheck_that_started_later_wins() -> None:
+    engine = GatedEngine()
+    session = make(engine, spec("a", "running"))
+    gate = threading.Event()
+    engine.answers["a"] = [(gate, spec("a", "running")), (None, spec("a", "exited"))]
+    older = threading.Thread(target=session.refresh_container, args=("a",))
+    older.start()
+    while len(engine.answers["a"]) == 2:
+        pass
+    session.refresh_container("a")
+    assert states(session) == {"a": "exited"}
+    gate.set()
+    older.join(5)
+    assert states(session) == {"a": "exited"}
+
+
+def test_a_full_look_does_not_resurrect_a_container_removed_meanwhile() -> None:
+    engine = GatedEngine()
+    session = make(engine, spec("a", "running"), spec("b", "running"))
+    engine.answers["b"] = [(None, None)]
+    session.refresh_container("b")
+    engine.listed = [spec("a", "running"), spec("b", "running")]  # a list taken before the removal
+    session.full_check()
+    assert set(states(session)) == {"a"}
