@@ -6,14 +6,18 @@ One ``GET /containers/json?all=1`` returns every container with its mounts; only
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import posixpath
+import socket
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import docker
 import docker.errors
@@ -197,6 +201,59 @@ def container_from_inspect(raw: Mapping[str, Any]) -> ContainerSpec:
     )
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._socket_path)
+        self.sock = sock
+
+
+class _LeanInspector:
+    """``GET /containers/{id}/json`` over a unix socket with plain http.client, one keep-alive connection per thread.
+
+    Inspecting a thousand containers is the bulk of a check; docker-py's requests stack costs about 2.5 times more
+    per call (measured in bench/), so local unix endpoints use this and everything else keeps docker-py.
+    """
+
+    def __init__(self, socket_path: str, api_version: str, timeout: float) -> None:
+        self.socket_path = socket_path
+        self.prefix = f"/v{api_version}"
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _connection(self) -> _UnixHTTPConnection:
+        conn: _UnixHTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _UnixHTTPConnection(self.socket_path, self.timeout)
+            self._local.conn = conn
+        return conn
+
+    def inspect(self, container_id: str) -> dict[str, Any] | None:
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                conn.request("GET", f"{self.prefix}/containers/{quote(container_id, safe='')}/json")
+                response = conn.getresponse()
+                body = response.read()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conn.close()
+                self._local.conn = None
+                if attempt == 2:
+                    raise
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise OSError(f"inspect {container_id[:12]}: HTTP {response.status}: {body[:200]!r}")
+        payload: dict[str, Any] = json.loads(body)
+        return payload
+
+
 class Engine:
     """A connection to one engine. Thread-safe for the calls socktui makes (docker-py pools connections)."""
 
@@ -205,6 +262,7 @@ class Engine:
         self.timeout = timeout
         self._client: docker.APIClient | None = None
         self._info: EngineInfo | None = None
+        self._lean: _LeanInspector | None = None
 
     @classmethod
     def from_options(cls, host: str | None = None, context: str | None = None, timeout: int = 10) -> Engine:
@@ -253,6 +311,7 @@ class Engine:
             self._client.close()
         self._client = None
         self._info = None
+        self._lean = None
 
     def list_containers(self) -> list[ContainerSpec]:
         try:
@@ -261,13 +320,22 @@ class Engine:
             raise self._fail(exc) from exc
         return [container_from_list(c) for c in raw]
 
+    def _lean_inspector(self) -> _LeanInspector | None:
+        if self._lean is None and self.endpoint.url.startswith("unix://") and not self.endpoint.tls:
+            self._lean = _LeanInspector(urlparse(self.endpoint.url).path, self.client.api_version, self.timeout)
+        return self._lean
+
     def inspect_one(self, container_id: str) -> ContainerSpec | None:
         """None when the container is gone: vanishing between list and inspect is normal, not an error."""
         try:
+            lean = self._lean_inspector()
+            if lean is not None:
+                raw = lean.inspect(container_id)
+                return None if raw is None else container_from_inspect(raw)
             return container_from_inspect(self.client.inspect_container(container_id))
         except docker.errors.NotFound:
             return None
-        except (docker.errors.DockerException, OSError) as exc:
+        except (docker.errors.DockerException, OSError, ValueError) as exc:
             raise self._fail(exc) from exc
 
     def inspect_many(self, specs: Iterable[ContainerSpec]) -> dict[str, ContainerSpec | None]:

@@ -65,7 +65,8 @@ def pids_by_socket_inode(inodes: set[int], proc: str = "/proc") -> dict[int, int
     if not wanted:
         return found
     try:
-        pids = [p for p in os.listdir(proc) if p.isdigit()]
+        # Newest first: the server that just bound is usually a recent process, and the scan stops once all are found.
+        pids = sorted((p for p in os.listdir(proc) if p.isdigit()), key=int, reverse=True)
     except OSError:
         return found
     for pid in pids:
@@ -118,17 +119,23 @@ class ListenerIndex:
 
     def __init__(self, names_by_id: Mapping[str, str]) -> None:
         self._names_by_id = names_by_id
-        self._tables: dict[int | str, list[UnixEntry]] = {}
+        self._tables: dict[int | str, dict[str, int]] = {}
         self._inode_for: dict[tuple[str, int | str], int] = {}
         self._pid_for: dict[int, int] = {}
+        self._listeners: dict[int, Listener] = {}
 
-    def _table(self, netns_pid: int | str) -> list[UnixEntry]:
+    def _table(self, netns_pid: int | str) -> dict[str, int]:
+        """Listening path -> newest socket inode, built once per namespace (a check asks for many paths)."""
         if netns_pid not in self._tables:
-            self._tables[netns_pid] = read_net_unix(netns_pid)
+            index: dict[str, int] = {}
+            for entry in read_net_unix(netns_pid):
+                if entry.listening and entry.inode > index.get(entry.path, -1):
+                    index[entry.path] = entry.inode
+            self._tables[netns_pid] = index
         return self._tables[netns_pid]
 
     def want(self, path: str, netns_pid: int | str = "self") -> None:
-        inode = listening_inode(self._table(netns_pid), path)
+        inode = self._table(netns_pid).get(path)
         if inode is not None:
             self._inode_for[(path, netns_pid)] = inode
 
@@ -143,4 +150,8 @@ class ListenerIndex:
         pid = self._pid_for.get(inode)
         if pid is None:
             return None
-        return Listener(pid=pid, command=command_of(pid), container=container_of(pid, self._names_by_id))
+        if pid not in self._listeners:
+            self._listeners[pid] = Listener(
+                pid=pid, command=command_of(pid), container=container_of(pid, self._names_by_id)
+            )
+        return self._listeners[pid]

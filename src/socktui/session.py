@@ -175,14 +175,20 @@ class Session:
             return pids
 
     def live_socket_paths(self) -> set[str]:
-        """Sockets that answer now: the slow re-probe watches these for a silent death."""
+        """Answering sockets with no known listener pid: the slow re-probe watches these for a silent death.
+
+        Sockets whose listener is known are covered by its pidfd, which says at once when it exits."""
         with self.lock:
             paths = set()
             for r in self.reports.values():
                 for m in r.socket_mounts:
-                    if m.host_probe is not None and m.host_probe.ok:
+                    if m.host_probe is not None and m.host_probe.ok and m.listener is None:
                         paths.add(m.mount.source)
-                    paths.update(s.host_path for s in m.sockets if s.host_probe is not None and s.host_probe.ok)
+                    paths.update(
+                        s.host_path
+                        for s in m.sockets
+                        if s.host_probe is not None and s.host_probe.ok and s.listener is None
+                    )
             return paths
 
 

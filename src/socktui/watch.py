@@ -78,7 +78,8 @@ EngineState = EngineLost | EngineBack
 
 STEP_MS = 10  # watchfiles reports one to two steps after a change: 10 ms gives about 12 ms
 DEBOUNCE_MS = 50  # only caps how long a continuous burst is grouped; a lone change is reported after one quiet step
-RESCAN_MS = 250  # idle wake-up: re-check the watched directories and the paths of interest (a safety net)
+RESCAN_MS = 250  # idle wake-up: stat the watched directories, look inside those that changed (a safety net)
+FULL_RESCAN_S = 10.0  # and re-lstat every path of interest this often: a chmod/chown moves no directory mtime
 POLL_DELAY_MS = 250  # when inotify cannot be used
 
 
@@ -171,6 +172,19 @@ def _inode(path: str) -> int | None:
         return os.lstat(path).st_ino
     except OSError:
         return None
+
+
+def _dir_mark(path: str) -> tuple[int, int, int] | None:
+    """A directory's identity and mtime: an entry added, removed or renamed inside it moves the mtime."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns)
+
+
+def _identities(plan: Mapping[str, tuple[int, int] | None]) -> dict[str, tuple[int, int] | None]:
+    return {d: _dir_id(d) for d in plan}
 
 
 def _dir_id(path: str) -> tuple[int, int] | None:
@@ -285,18 +299,30 @@ class DirectoryWatcher:
                     stop.wait(self.step_ms / 1000)
                 continue
             started = False
+            marks = {d: _dir_mark(d) for d in plan}
             try:
                 with contextlib.closing(self._changes(plan, interrupt)) as batches:
-                    last_rescan = time.monotonic()
+                    last_rescan = last_full = time.monotonic()
                     for raw in batches:
                         started = True
                         failures = 0
                         self._report(relevant_changes(raw, sockets, dirs), on_changes)
-                        if self._plan(sockets, dirs) != plan:
-                            break  # a watched directory went away or a wanted one appeared: rebuild
-                        if not raw or time.monotonic() - last_rescan >= self.rescan_ms / 1000:
-                            last_rescan = time.monotonic()
+                        # Planning looks at every path of interest; an idle tick only needs the watched directories'
+                        # identities (a replaced or vanished one means rebuild; a new one arrives as an event).
+                        if (self._plan(sockets, dirs) if raw else _identities(plan)) != plan:
+                            break
+                        now = time.monotonic()
+                        if now - last_full >= FULL_RESCAN_S:
+                            last_full = last_rescan = now
                             self._rescan(sockets, dirs, on_changes)
+                            marks = {d: _dir_mark(d) for d in plan}
+                        elif not raw or now - last_rescan >= self.rescan_ms / 1000:
+                            last_rescan = now
+                            fresh = {d: _dir_mark(d) for d in plan}
+                            moved = {d for d, mark in fresh.items() if marks.get(d) != mark}
+                            marks = fresh
+                            if moved:
+                                self._rescan(sockets, dirs, on_changes, within=moved)
             except FileNotFoundError:
                 stop.wait(self.step_ms / 1000)  # a directory vanished between planning and watching: plan again
             except (OSError, RuntimeError) as exc:  # WatchfilesRustInternalError is a RuntimeError
@@ -340,22 +366,37 @@ class DirectoryWatcher:
         on_changes(batch)
 
     def _rescan(
-        self, sockets: frozenset[str], dirs: frozenset[str], on_changes: Callable[[list[PathChange]], None]
+        self,
+        sockets: frozenset[str],
+        dirs: frozenset[str],
+        on_changes: Callable[[list[PathChange]], None],
+        within: set[str] | None = None,
     ) -> None:
         """Compare the paths of interest and the socket directories' children with what they were last seen as.
 
-        The safety net under missed events: paths new to the interest set only get a baseline.
+        The safety net under missed events: paths new to the interest set only get a baseline. With ``within``,
+        only the paths in (or being) those watched directories are looked at again.
         """
-        fresh = {p: _path_state(p) for p in sockets | dirs}
+        if within is not None and self._state is not None:
+            sockets = frozenset(p for p in sockets if os.path.dirname(p) in within or p in within)
+            dirs = frozenset(d for d in dirs if d in within or os.path.dirname(d) in within)
+            fresh = dict(self._state)
+            fresh.update({p: _path_state(p) for p in sockets | dirs})
+            children = dict(self._children)
+            children.update({d: _children_inodes(d) for d in dirs})
+        else:
+            fresh = {p: _path_state(p) for p in sockets | dirs}
+            children = {d: _children_inodes(d) for d in dirs}
         before, self._state = self._state, fresh
-        children_before, self._children = self._children, {d: _children_inodes(d) for d in dirs}
+        children_before, self._children = self._children, children
         missed = {}
         if before is not None:
-            missed = {c.path: c for c in _state_changes(before, fresh, before.keys() & fresh.keys())}
-        for directory, children in self._children.items():
+            missed = {c.path: c for c in _state_changes(before, fresh, before.keys() & (sockets | dirs))}
+        for directory in dirs:
+            now_children = self._children.get(directory, {})
             old = children_before.get(directory)
             if old is not None:
-                for change in _state_changes(old, children, old.keys() | children.keys()):
+                for change in _state_changes(old, now_children, old.keys() | now_children.keys()):
                     missed.setdefault(change.path, change)
         if missed:
             on_changes([missed[p] for p in sorted(missed)])

@@ -73,7 +73,7 @@ class SocktuiApp(App[int]):
         self.stop_live = threading.Event()
         self.live_started = False
         self.last_tests: dict[tuple[str, str], str] = {}
-        self._sources: list[object] = []
+        self._interest: tuple[frozenset[str], frozenset[str], frozenset[int], frozenset[str]] | None = None
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -213,16 +213,18 @@ class SocktuiApp(App[int]):
         table = self.query_one(MountTable)
         info = self.query_one(MountInfo)
         if report is None:
-            table.clear()
-            info.update("")
+            table.show(())
+            info.show("")
             return
         mounts = self.visible_mounts(report)
         table.show(mounts)
         c = report.container
-        table.border_title = f"{c.name} · {c.state} · {c.image}"[:60]
+        title = f"{c.name} · {c.state} · {c.image}"[:60]
+        if table.border_title != title:
+            table.border_title = title
         if not mounts:
             hidden = len(report.mounts)
-            info.update(f"{c.name} has no socket mounts" + (f" ({hidden} others: press a)" if hidden else ""))
+            info.show(f"{c.name} has no socket mounts" + (f" ({hidden} others: press a)" if hidden else ""))
             return
         self.show_mount_info()
 
@@ -239,11 +241,11 @@ class SocktuiApp(App[int]):
         picked = self.selected_mount()
         info = self.query_one(MountInfo)
         if picked is None:
-            info.update("")
+            info.show("")
             return
         report, mount = picked
         last = self.last_tests.get((report.container.id, mount.mount.destination))
-        info.update(describe_mount(self, mount, last))
+        info.show(describe_mount(self, mount, last))
 
     @on(DataTable.RowHighlighted, "#containers")
     def container_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -287,14 +289,27 @@ class SocktuiApp(App[int]):
             self.dir_watcher = DirectoryWatcher()
             self.dir_watcher.set_paths(self.session.watched_paths(), self.session.socket_dirs())
             self.watch_files()
+        self._interest = None  # new sources: hand them the current interest on the next update
 
     def update_interest(self) -> None:
-        if hasattr(self, "dir_watcher"):
-            self.dir_watcher.set_paths(self.session.watched_paths(), self.session.socket_dirs())
-        if hasattr(self, "exit_watcher"):
-            self.exit_watcher.set_pids(self.session.listener_pids())
-        if hasattr(self, "reprober"):
-            self.reprober.set_paths(self.session.live_socket_paths())
+        """Tell the live sources what matters now; only when it changed (a new watch set means a rebuild)."""
+        interest = (
+            frozenset(self.session.watched_paths()),
+            frozenset(self.session.socket_dirs()),
+            frozenset(self.session.listener_pids()),
+            frozenset(self.session.live_socket_paths()),
+        )
+        if interest == self._interest:
+            return
+        before = self._interest
+        self._interest = interest
+        paths, dirs, pids, probe = interest
+        if hasattr(self, "dir_watcher") and (before is None or before[:2] != (paths, dirs)):
+            self.dir_watcher.set_paths(paths, dirs)
+        if hasattr(self, "exit_watcher") and (before is None or before[2] != pids):
+            self.exit_watcher.set_pids(pids)
+        if hasattr(self, "reprober") and (before is None or before[3] != probe):
+            self.reprober.set_paths(probe)
 
     @work(thread=True, group="watch-files", exit_on_error=False)
     def watch_files(self) -> None:
@@ -389,8 +404,19 @@ class SocktuiApp(App[int]):
     def on_containers_updated(self, message: ContainersUpdated) -> None:
         for change in message.changes:
             self.log_change(change)
-        self.report = self.session.snapshot()
-        self.refresh_view()
+        self.report = report = self.session.snapshot()
+        current = {c.container.id: c for c in report.containers}
+        touched = [current[r.container.id] for r in message.reports if r.container.id in current]
+        gone = [cid for cid in message.removed if cid not in current]
+        gone += [r.container.id for r in message.reports if r.container.id not in current]
+        self.update_topbar(report)
+        table = self.query_one(ContainerList)
+        table.update_rows(touched, gone, self.needle)
+        if table.selected_id != self.selected_id:
+            self.selected_id = table.selected_id
+            self.show_detail()
+        elif self.selected_id in {r.container.id for r in touched}:
+            self.show_detail()
         self.update_interest()
 
     def log_change(self, change: Change) -> None:

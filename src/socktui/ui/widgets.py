@@ -63,6 +63,8 @@ class ContainerList(DataTable[Text | str]):
     BINDINGS = [Binding("j", "cursor_down", show=False), Binding("k", "cursor_up", show=False)]
 
     def on_mount(self) -> None:
+        self._order: dict[str, tuple[int, int, str]] = {}
+        self._names: dict[str, str] = {}
         self.cursor_type = "row"
         self.cell_padding = 0
         self.add_column("verdict", key="verdict", width=11)
@@ -80,13 +82,26 @@ class ContainerList(DataTable[Text | str]):
         return (verdict_text(self.app, report.worst, 11), name, f" {c.state[:7]}", f" {count}" if count else "")
 
     def show(self, reports: Iterable[ContainerReport], needle: str = "") -> None:
-        """Make the rows match ``reports`` (filtered), touching only rows that changed, then re-sort."""
+        """Make the rows match ``reports`` (filtered): a whole new picture, such as after a filter change."""
         wanted = {r.container.id: r for r in reports if matches(r, needle)}
+        gone = [str(k.value) for k in self.rows if k.value not in wanted]
+        self.update_rows(wanted.values(), gone, needle)
+
+    def update_rows(self, reports: Iterable[ContainerReport], removed: Iterable[str], needle: str = "") -> None:
+        """Touch only these rows: update cells that changed, add, remove; re-sort only when the order moved."""
         keep_key = self._selected_key()
-        for key in [k.value for k in self.rows if k.value not in wanted]:
-            if key is not None:
-                self.remove_row(key)
-        for cid, report in wanted.items():
+        resort = False
+        for cid in removed:
+            if cid in self.rows:
+                self.remove_row(cid)
+            self._order.pop(cid, None)
+        for report in reports:
+            cid = report.container.id
+            if not matches(report, needle):
+                if cid in self.rows:
+                    self.remove_row(cid)
+                    self._order.pop(cid, None)
+                continue
             cells = self._cells(report)
             if cid in self.rows:
                 for column, value in zip(("verdict", "name", "state", "count"), cells, strict=True):
@@ -94,9 +109,16 @@ class ContainerList(DataTable[Text | str]):
                         self.update_cell(cid, column, value)
             else:
                 self.add_row(*cells, key=cid)
-        # Docker names are unique and never contain spaces, so the name cell's first word identifies the row.
-        order = {printable(r.container.name): sort_key(r) for r in wanted.values()}
-        self.sort("name", key=lambda cell: order.get(cell.plain.split(" ", 1)[0], (9, 9, "")))
+                resort = True
+            key = sort_key(report)
+            if self._order.get(cid) != key:
+                self._order[cid] = key
+                self._names[printable(report.container.name)] = cid
+                resort = True
+        if resort:
+            # Docker names are unique and never contain spaces, so the name cell's first word identifies the row.
+            order, names = self._order, self._names
+            self.sort("name", key=lambda cell: order.get(names.get(cell.plain.split(" ", 1)[0], ""), (9, 9, "")))
         if keep_key and keep_key in self.rows:
             self.move_cursor(row=self.get_row_index(keep_key), animate=False)
 
@@ -120,21 +142,32 @@ class MountTable(DataTable[Text | str]):
     BINDINGS = [Binding("j", "cursor_down", show=False), Binding("k", "cursor_up", show=False)]
 
     def on_mount(self) -> None:
+        self._shown: list[tuple[Text, Text]] = []
         self.cursor_type = "row"
         self.cell_padding = 0
         self.add_column("verdict", key="verdict", width=11)
         self.add_column("source → destination", key="paths")
 
     def show(self, mounts: Iterable[MountReport]) -> None:
+        rows = []
+        for m in mounts:
+            label = verdict_text(self.app, m.verdict, 11) if m.relevant else Text(m.role.value.ljust(11), style="dim")
+            rows.append((label, Text(f"{printable(m.mount.source)} → {printable(m.mount.destination)}")))
+        if rows == self._shown:
+            return  # nothing to redraw: a rebuild would cost a layout of the whole screen
         keep = self.cursor_row
-        self.clear()
-        for index, m in enumerate(mounts):
-            verdict = m.verdict if m.verdict else None
-            label = verdict_text(self.app, verdict, 11) if m.relevant else Text(m.role.value.ljust(11), style="dim")
-            paths = Text(f"{printable(m.mount.source)} → {printable(m.mount.destination)}")
-            self.add_row(label, paths, key=str(index))
-        if self.row_count:
-            self.move_cursor(row=min(keep, self.row_count - 1), animate=False)
+        if len(rows) == len(self._shown):
+            for index, (new, old) in enumerate(zip(rows, self._shown, strict=True)):
+                for column, value, before in zip(("verdict", "paths"), new, old, strict=True):
+                    if value != before:
+                        self.update_cell(str(index), column, value)
+        else:
+            self.clear()
+            for index, row in enumerate(rows):
+                self.add_row(*row, key=str(index))
+            if self.row_count:
+                self.move_cursor(row=min(keep, self.row_count - 1), animate=False)
+        self._shown = rows
 
 
 def _stat_line(label: str, st: PathStat | None) -> str:
@@ -202,6 +235,13 @@ def describe_mount(app: App[Any], m: MountReport, last_test: str | None = None) 
 
 class MountInfo(Static):
     """Everything known about the selected mount, in words."""
+
+    _last: Text | str | None = None
+
+    def show(self, text: Text | str) -> None:
+        if text != self._last:  # an unchanged update would still cost a layout
+            self._last = text
+            self.update(text)
 
 
 class EventLog(RichLog):
