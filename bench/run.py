@@ -92,6 +92,7 @@ class SizeResults:
     oneshot_containers: int = -1
     startup_s: list[float] = field(default_factory=list)
     startup_paint_s: list[float] = field(default_factory=list)
+    startup_verdicts_s: list[float] = field(default_factory=list)
     live: dict[str, Any] = field(default_factory=dict)
     rest: dict[str, Any] = field(default_factory=dict)
     load: list[str] = field(default_factory=list)
@@ -151,8 +152,11 @@ def measure_startup(host: str, n: int, runs: int, reaper: Reaper, out: SizeResul
         try:
             paint = tui.wait_for(rb"looking at", 60)
             full = tui.wait_for(pattern, 120)
+            # The list comes first (marked "checking"); the verdicts when the whole look is done.
+            verdicts = tui.wait_for(rb"checked %d container" % n, 120)
             out.startup_paint_s.append(paint - tui.spawned_at)
             out.startup_s.append(full - tui.spawned_at)
+            out.startup_verdicts_s.append(verdicts - tui.spawned_at)
         finally:
             reaper.discard(tui.pid)
             tui.stop()

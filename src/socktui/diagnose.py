@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from .engine import Engine
 from .fixes import offers
@@ -121,10 +121,16 @@ def diagnose(
     names: Sequence[str] = (),
     expected: Sequence[str] = (),
     cancel: threading.Event | None = None,
+    on_listed: Callable[[EngineInfo, list[ContainerSpec]], None] | None = None,
 ) -> CheckReport:
-    """The whole look: one list request, inspects only where needed, then observe and decide."""
+    """The whole look: one list request, inspects only where needed, then observe and decide.
+
+    ``on_listed`` hears the list as soon as it is in, so a screen can show the containers before the verdicts.
+    """
     info = engine.info()
     listed = select_containers(engine.list_containers(), names)
+    if on_listed is not None:
+        on_listed(info, listed)
     cache = HostCache()
     to_inspect = [c for c in listed if needs_inspect(c, info, cache, expected)]
     inspected = engine.inspect_many(to_inspect)

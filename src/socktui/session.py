@@ -9,7 +9,7 @@ from __future__ import annotations
 import posixpath
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .diagnose import diagnose, diagnose_containers
@@ -57,9 +57,13 @@ class Session:
             return self._seq
 
     # ------------------------------------------------------------------ whole look
-    def full_check(self, cancel: threading.Event | None = None) -> CheckReport:
+    def full_check(
+        self,
+        cancel: threading.Event | None = None,
+        on_listed: Callable[[EngineInfo, list[ContainerSpec]], None] | None = None,
+    ) -> CheckReport:
         ticket = self._ticket()
-        report = diagnose(self.engine, expected=self.options.expected, cancel=cancel)
+        report = diagnose(self.engine, expected=self.options.expected, cancel=cancel, on_listed=on_listed)
         with self.lock:
             self.info = report.engine
             fresh = {r.container.id: r for r in report.containers if r.container.id not in self._removed}

@@ -243,7 +243,7 @@ class FakeSession:
         default_factory=lambda: SimpleNamespace(endpoint=SimpleNamespace(url=ENDPOINT, source="DOCKER_HOST"))
     )
 
-    def full_check(self, cancel: object = None) -> CheckReport:
+    def full_check(self, cancel: object = None, on_listed: object = None) -> CheckReport:
         return self.report
 
     def snapshot(self) -> CheckReport:

@@ -21,14 +21,14 @@ from textual.worker import Worker, WorkerState
 from ..engine import EngineError
 from ..fixes import DEFAULT_WAIT_SECONDS, FixResult, plan_fix
 from ..fsview import host_lstat
-from ..model import CheckReport, ContainerReport, Kind, MountReport, ProbeResult
+from ..model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, Kind, MountReport, ProbeResult
 from ..observe import ContainerLook
 from ..probe import probe_host_path, wants_ping
 from ..session import Change, Options, Session, make_session
 from .commands import COMMANDS, bindings
-from .messages import ContainersUpdated, EngineProblem, EngineRecovered, LogLine, ReportReady
+from .messages import ContainersUpdated, EngineProblem, EngineRecovered, Listed, LogLine, ReportReady
 from .screens import ConnectScreen, FixScreen, HelpScreen
-from .widgets import ContainerList, EventLog, MountInfo, MountTable, describe_mount, verdict_color
+from .widgets import CHECKING, ContainerList, EventLog, MountInfo, MountTable, describe_mount, verdict_color
 
 RETRY_MAX_SECONDS = 10.0
 
@@ -116,12 +116,23 @@ class SocktuiApp(App[int]):
     # ------------------------------------------------------------------ loading
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load_all(self) -> None:
+        def listed(info: EngineInfo, specs: list[ContainerSpec]) -> None:
+            if self.report is None:
+                pending = tuple(ContainerReport(container=c, note=CHECKING) for c in specs)
+                self.post(Listed(CheckReport(engine=info, containers=pending)))
+
         try:
-            report = self.session.full_check()
+            report = self.session.full_check(on_listed=listed)
         except EngineError as exc:
             self.post_message(EngineProblem(str(exc)))
             return
         self.post_message(ReportReady(report))
+
+    def on_listed(self, message: Listed) -> None:
+        if self.report is not None:
+            return  # the full look won the race: nothing provisional to show
+        self.update_topbar(message.report, checking=True)
+        self.query_one(ContainerList).show(message.report.containers, self.needle)
 
     def on_report_ready(self, message: ReportReady) -> None:
         if self.engine_down:
@@ -174,11 +185,16 @@ class SocktuiApp(App[int]):
             self.selected_id = table.selected_id
         self.show_detail()
 
-    def update_topbar(self, report: CheckReport) -> None:
+    def update_topbar(self, report: CheckReport, checking: bool = False) -> None:
         engine = report.engine
         mounts = sum(len(c.socket_mounts) for c in report.containers)
         problems = sum(c.problems for c in report.containers)
         text = Text("socktui ", style="bold")
+        if checking:
+            text.append(f"checking {len(report.containers)} containers… · ")
+            text.append(f"{report.engine.endpoint.removeprefix('unix://')}", style="dim")
+            self.query_one("#topbar", Static).update(text)
+            return
         worst = max((c.worst for c in report.containers if c.worst), key=lambda v: v.severity, default=None)
         text.append(f"{problems} problems", style=f"bold {verdict_color(self, worst)}" if problems else "")
         text.append(f" · {len(report.containers)} containers · {mounts} sockets · ")

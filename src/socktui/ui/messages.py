@@ -18,6 +18,13 @@ class ReportReady(Message):
 
 
 @dataclass
+class Listed(Message):
+    """The first list is in; verdicts follow. Lets the screen show every container at once."""
+
+    report: CheckReport
+
+
+@dataclass
 class ContainersUpdated(Message):
     """Some containers were re-decided (or removed) after a live change."""
 

@@ -23,6 +23,9 @@ _FALLBACK = {
 }
 
 
+CHECKING = "checking"  # ContainerReport.note of a container listed but not yet looked at
+
+
 def verdict_color(app: App[Any], verdict: Verdict | None) -> str:
     theme = app.current_theme
     if verdict is None:
@@ -78,6 +81,8 @@ class ContainerList(DataTable[Text | str]):
         if c.compose:
             name.append(f" {printable(c.compose)}", style="dim")
         name.append(" ")
+        if report.note == CHECKING:
+            return (Text("checking…".ljust(11), style="dim"), name, f" {c.state[:7]}", "")
         count = len(report.socket_mounts)
         return (verdict_text(self.app, report.worst, 11), name, f" {c.state[:7]}", f" {count}" if count else "")
 
