@@ -65,22 +65,28 @@ def report_for(obs: MountObservation) -> MountReport:
     )
 
 
-def diagnose_containers(
-    info: EngineInfo,
-    containers: Iterable[ContainerSpec],
-    expected: Sequence[str] = (),
-    cancel: threading.Event | None = None,
-    cache: HostCache | None = None,
-) -> list[ContainerReport]:
-    """Observe and decide for containers that are already listed (and inspected where needed)."""
-    cache = cache or HostCache()
-    containers = list(containers)
-    names_by_id = {c.id: c.name for c in containers}
-    listeners = ListenerIndex(names_by_id)
-    pending: list[tuple[ContainerSpec, list[MountObservation | MountReport]]] = []
-    for container in containers:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled
+class Look:
+    """One look at many containers: observe each as it arrives, resolve listeners once, then decide.
+
+    Containers can be added while others are still being inspected, so a check overlaps the engine's answers with
+    the filesystem work instead of waiting for every inspect first.
+    """
+
+    def __init__(
+        self,
+        info: EngineInfo,
+        names_by_id: dict[str, str],
+        expected: Sequence[str] = (),
+        cache: HostCache | None = None,
+    ) -> None:
+        self.info = info
+        self.expected = expected
+        self.cache = cache or HostCache()
+        self.listeners = ListenerIndex(names_by_id)
+        self.pending: list[tuple[ContainerSpec, list[MountObservation | MountReport]]] = []
+
+    def add(self, container: ContainerSpec) -> None:
+        info, cache, expected = self.info, self.cache, self.expected
         roles = [mount_role(m, info, cache, expected) for m in container.mounts]
         items: list[MountObservation | MountReport] = []
         if any(r is not Role.OTHER for r in roles):
@@ -91,20 +97,40 @@ def diagnose_containers(
                     if role is Role.OTHER:
                         items.append(MountReport(mount=mount, role=role, verdict=None, reason=""))
                     else:
-                        items.append(observe_mount(info, look, mount, role, cache, listeners, creds, expected))
+                        items.append(observe_mount(info, look, mount, role, cache, self.listeners, creds, expected))
             finally:
                 look.close()
         else:
             items = [MountReport(mount=m, role=Role.OTHER, verdict=None, reason="") for m in container.mounts]
-        pending.append((container, items))
-    listeners.resolve()
-    reports = []
-    for container, items in pending:
-        mounts = tuple(
-            item if isinstance(item, MountReport) else report_for(with_listeners(item, listeners)) for item in items
-        )
-        reports.append(ContainerReport(container=container, mounts=_ordered(mounts)))
-    return reports
+        self.pending.append((container, items))
+
+    def finish(self) -> list[ContainerReport]:
+        self.listeners.resolve()
+        reports = []
+        for container, items in self.pending:
+            mounts = tuple(
+                item if isinstance(item, MountReport) else report_for(with_listeners(item, self.listeners))
+                for item in items
+            )
+            reports.append(ContainerReport(container=container, mounts=_ordered(mounts)))
+        return reports
+
+
+def diagnose_containers(
+    info: EngineInfo,
+    containers: Iterable[ContainerSpec],
+    expected: Sequence[str] = (),
+    cancel: threading.Event | None = None,
+    cache: HostCache | None = None,
+) -> list[ContainerReport]:
+    """Observe and decide for containers that are already listed (and inspected where needed)."""
+    containers = list(containers)
+    look = Look(info, {c.id: c.name for c in containers}, expected, cache)
+    for container in containers:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        look.add(container)
+    return look.finish()
 
 
 def _ordered(mounts: tuple[MountReport, ...]) -> tuple[MountReport, ...]:
@@ -132,10 +158,19 @@ def diagnose(
     if on_listed is not None:
         on_listed(info, listed)
     cache = HostCache()
-    to_inspect = [c for c in listed if needs_inspect(c, info, cache, expected)]
-    inspected = engine.inspect_many(to_inspect)
-    # A container removed between list and inspect is simply gone: it is left out, not reported as an error.
-    containers = [inspected.get(c.id, c) if c.id in inspected else c for c in listed]
-    present = [c for c in containers if c is not None]
-    reports = diagnose_containers(info, present, expected, cancel, cache)
+    look = Look(info, {c.id: c.name for c in listed}, expected, cache)
+    order = {c.id: i for i, c in enumerate(listed)}
+    to_inspect = []
+    for c in listed:
+        if needs_inspect(c, info, cache, expected):
+            to_inspect.append(c)
+        else:
+            look.add(c)
+    # Observe each container as its inspect comes back. One removed between list and inspect is simply gone.
+    for inspected in engine.inspect_stream(to_inspect):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        if inspected is not None:
+            look.add(inspected)
+    reports = sorted(look.finish(), key=lambda r: order.get(r.container.id, len(order)))
     return CheckReport(engine=info, containers=tuple(reports), checked_at=time.time())

@@ -13,7 +13,7 @@ import posixpath
 import socket
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -345,6 +345,19 @@ class Engine:
         with ThreadPoolExecutor(max_workers=min(INSPECT_CONCURRENCY, len(specs))) as pool:
             results = pool.map(lambda s: self.inspect_one(s.id), specs)
             return {spec.id: merge_inspect(spec, got) for spec, got in zip(specs, results, strict=True)}
+
+    def inspect_stream(self, specs: Iterable[ContainerSpec]) -> Iterator[ContainerSpec | None]:
+        """Inspect a few at a time and yield each result as soon as it is in (None for a container now gone)."""
+        specs = list(specs)
+        if not specs:
+            return
+
+        def one(spec: ContainerSpec) -> ContainerSpec | None:
+            return merge_inspect(spec, self.inspect_one(spec.id))
+
+        with ThreadPoolExecutor(max_workers=min(INSPECT_CONCURRENCY, len(specs))) as pool:
+            for future in as_completed([pool.submit(one, spec) for spec in specs]):
+                yield future.result()
 
     def events(self, since: int | None = None) -> Iterator[dict[str, Any]]:
         """Container events as decoded dicts; blocks between events. Raises EngineError when the stream breaks."""

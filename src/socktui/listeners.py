@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -58,18 +59,42 @@ def listening_inode(entries: Iterable[UnixEntry], path: str) -> int | None:
     return max(found) if found else None
 
 
+_recent_listeners: dict[int, None] = {}  # pids that held listening sockets lately, most recent last
+_recent_lock = threading.Lock()
+_RECENT_MAX = 256
+
+
+def _remember(pids: Iterable[int]) -> None:
+    with _recent_lock:
+        for pid in pids:
+            _recent_listeners.pop(pid, None)
+            _recent_listeners[pid] = None
+        while len(_recent_listeners) > _RECENT_MAX:
+            _recent_listeners.pop(next(iter(_recent_listeners)))
+
+
 def pids_by_socket_inode(inodes: set[int], proc: str = "/proc") -> dict[int, int]:
-    """Map socket inodes to the pid of a process holding them: one pass over ``/proc/*/fd``."""
+    """Map socket inodes to the pid of a process holding them.
+
+    Servers are few and live long, while a busy host has thousands of processes (every container adds a shim and
+    its own), so processes that held listeners before are looked at first, then the rest newest first (a server
+    that just bound is usually a recent process). The scan stops as soon as every inode is found.
+    """
     wanted = {f"socket:[{i}]": i for i in inodes}
     found: dict[int, int] = {}
     if not wanted:
         return found
+    with _recent_lock:
+        hinted = [str(p) for p in reversed(_recent_listeners)]
     try:
-        # Newest first: the server that just bound is usually a recent process, and the scan stops once all are found.
-        pids = sorted((p for p in os.listdir(proc) if p.isdigit()), key=int, reverse=True)
+        rest = sorted((p for p in os.listdir(proc) if p.isdigit()), key=int, reverse=True)
     except OSError:
         return found
-    for pid in pids:
+    seen: set[str] = set()
+    for pid in (*hinted, *rest):
+        if pid in seen:
+            continue
+        seen.add(pid)
         fd_dir = f"{proc}/{pid}/fd"
         try:
             fds = os.listdir(fd_dir)
@@ -84,7 +109,9 @@ def pids_by_socket_inode(inodes: set[int], proc: str = "/proc") -> dict[int, int
             if inode is not None and inode not in found:
                 found[inode] = int(pid)
                 if len(found) == len(wanted):
+                    _remember(found.values())
                     return found
+    _remember(found.values())
     return found
 
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from .fsview import ContainerRoot, errno_name, host_lstat, host_socket_names
 from .listeners import ListenerIndex
-from .model import ContainerSpec, ContainerView, Creds, EngineInfo, Kind, MountSpec, PathStat, Role
+from .model import ContainerSpec, ContainerView, Creds, EngineInfo, Kind, MountSpec, PathStat, ProbeResult, Role
 from .permissions import resolve_creds
 from .probe import probe_fd, probe_host_path, wants_ping
 from .roles import expected_in, role_of
@@ -24,6 +24,13 @@ class HostCache:
     def __init__(self) -> None:
         self._stats: dict[str, PathStat] = {}
         self._sockets: dict[str, tuple[str, ...]] = {}
+        self._probes: dict[str, ProbeResult] = {}
+
+    def probe(self, path: str) -> ProbeResult:
+        """One host connect per path per look, however many containers mount it (think docker.sock)."""
+        if path not in self._probes:
+            self._probes[path] = probe_host_path(path, ping=wants_ping(path))
+        return self._probes[path]
 
     def lstat(self, path: str) -> PathStat:
         if path not in self._stats:
@@ -105,7 +112,7 @@ def observe_path(
     with_parents: bool,
 ) -> PathObservation:
     host = cache.lstat(host_path)
-    host_probe = probe_host_path(host_path, ping=wants_ping(host_path)) if host.kind is Kind.SOCKET else None
+    host_probe = cache.probe(host_path) if host.kind is Kind.SOCKET else None
     view = look.view(container_path, with_parents=with_parents) if look.container.running else None
     if host_probe is not None and host_probe.ok:
         listeners.want(host_path)

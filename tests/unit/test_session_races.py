@@ -38,8 +38,8 @@ class GatedEngine:
     def list_containers(self) -> list[ContainerSpec]:
         return list(self.listed)
 
-    def inspect_many(self, specs: Iterable[ContainerSpec]) -> dict[str, ContainerSpec | None]:
-        return {s.id: s for s in specs}
+    def inspect_stream(self, specs: Iterable[ContainerSpec]) -> Iterable[ContainerSpec | None]:
+        yield from specs
 
 
 def make(engine: GatedEngine, *specs: ContainerSpec) -> Session:
