@@ -338,14 +338,6 @@ class Engine:
         except (docker.errors.DockerException, OSError, ValueError) as exc:
             raise self._fail(exc) from exc
 
-    def inspect_many(self, specs: Iterable[ContainerSpec]) -> dict[str, ContainerSpec | None]:
-        specs = list(specs)
-        if not specs:
-            return {}
-        with ThreadPoolExecutor(max_workers=min(INSPECT_CONCURRENCY, len(specs))) as pool:
-            results = pool.map(lambda s: self.inspect_one(s.id), specs)
-            return {spec.id: merge_inspect(spec, got) for spec, got in zip(specs, results, strict=True)}
-
     def inspect_stream(self, specs: Iterable[ContainerSpec]) -> Iterator[ContainerSpec | None]:
         """Inspect a few at a time and yield each result as soon as it is in (None for a container now gone)."""
         specs = list(specs)
