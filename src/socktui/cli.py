@@ -83,6 +83,10 @@ def run_tui(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A path the terminal's encoding cannot show is escaped, never a crash (latin-1 locales, PYTHONIOENCODING=ascii).
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -96,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CANNOT_CHECK
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`socktui check | head -1`): not an error worth a sentence. Point stdout at devnull
+        # so the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # the last line of defence: a sentence, never a traceback
         if os.environ.get("SOCKTUI_DEBUG"):
             raise

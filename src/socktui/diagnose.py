@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -84,6 +85,7 @@ class Look:
         self.cache = cache or HostCache()
         self.listeners = ListenerIndex(names_by_id)
         self.pending: list[tuple[ContainerSpec, list[MountObservation | MountReport]]] = []
+        self.mapped: dict[str, list[tuple[int, str]]] = {}  # host source -> (pid, destination) of running ones
 
     def add(self, container: ContainerSpec) -> None:
         info, cache, expected = self.info, self.cache, self.expected
@@ -102,9 +104,30 @@ class Look:
                 look.close()
         else:
             items = [MountReport(mount=m, role=Role.OTHER, verdict=None, reason="") for m in container.mounts]
+        if container.running and container.pid:
+            for m in container.mounts:
+                self.mapped.setdefault(m.source.rstrip("/"), []).append((container.pid, m.destination.rstrip("/")))
         self.pending.append((container, items))
 
+    def _look_in_other_containers(self) -> None:
+        """A server inside another container binds under *its* path, in *its* network namespace."""
+        for _, items in self.pending:
+            for item in items:
+                if isinstance(item, MountReport):
+                    continue
+                for path_obs in (item.target, *item.entries):
+                    host_path = path_obs.via_symlink or path_obs.host_path
+                    probe = path_obs.host_probe
+                    if probe is None or not probe.ok or self.listeners.found_here(host_path):
+                        continue
+                    source = host_path
+                    while source not in ("", "/"):
+                        for pid, destination in self.mapped.get(source, ()):
+                            self.listeners.want_elsewhere(host_path, destination + host_path[len(source) :], pid)
+                        source = posixpath.dirname(source)
+
     def finish(self) -> list[ContainerReport]:
+        self._look_in_other_containers()
         self.listeners.resolve()
         reports = []
         for container, items in self.pending:

@@ -116,6 +116,11 @@ def _advice_for(endpoint: Endpoint, exc: BaseException) -> tuple[str, str]:
             "Start the daemon (sudo systemctl start docker), or point socktui at the right engine with --host, "
             "--context or DOCKER_HOST.",
         )
+    if "API versions below" in text or "InvalidVersion" in type(exc).__name__:
+        return (
+            f"the engine's API is too old for socktui ({text.splitlines()[0] if text else 'unsupported version'})",
+            "Upgrade the engine (Docker 1.12 or newer speaks API 1.24), or inspect it with an older tool.",
+        )
     if "timed out" in text.lower() or "timeout" in text.lower():
         return (
             "the engine did not answer in time",

@@ -150,6 +150,7 @@ class ListenerIndex:
         self._inode_for: dict[tuple[str, int | str], int] = {}
         self._pid_for: dict[int, int] = {}
         self._listeners: dict[int, Listener] = {}
+        self._aliases: dict[str, list[tuple[str, int]]] = {}
 
     def _table(self, netns_pid: int | str) -> dict[str, int]:
         """Listening path -> newest socket inode, built once per namespace (a check asks for many paths)."""
@@ -165,6 +166,22 @@ class ListenerIndex:
         inode = self._table(netns_pid).get(path)
         if inode is not None:
             self._inode_for[(path, netns_pid)] = inode
+
+    def found_here(self, path: str, netns_pid: int | str = "self") -> bool:
+        return (path, netns_pid) in self._inode_for
+
+    def want_elsewhere(self, host_path: str, container_path: str, netns_pid: int) -> None:
+        """The same socket as another container sees it: a server there listens under that container's path."""
+        self.want(container_path, netns_pid)
+        if (container_path, netns_pid) in self._inode_for:
+            self._aliases.setdefault(host_path, []).append((container_path, netns_pid))
+
+    def get_any(self, host_path: str) -> Listener | None:
+        """The listener of a host path, whether it binds on the host or inside any container mounting it."""
+        found = self.get(host_path)
+        for container_path, netns_pid in self._aliases.get(host_path, ()):
+            found = found or self.get(container_path, netns_pid)
+        return found
 
     def resolve(self) -> None:
         missing = set(self._inode_for.values()) - set(self._pid_for)

@@ -5,6 +5,7 @@ Thin on purpose: every decision about what the observations mean lives in ``verd
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterable
 from dataclasses import replace
@@ -110,16 +111,28 @@ def observe_path(
     listeners: ListenerIndex,
     *,
     with_parents: bool,
+    follow_source: bool = False,
 ) -> PathObservation:
     host = cache.lstat(host_path)
-    host_probe = cache.probe(host_path) if host.kind is Kind.SOCKET else None
+    via = None
+    if follow_source and host.kind is Kind.SYMLINK:
+        # Docker resolves a -v source's symlinks on the host when it mounts: judge what the container really got.
+        via = os.path.realpath(host_path)
+        host = cache.lstat(via)
+    seen_at = via or host_path
+    host_probe = cache.probe(seen_at) if host.kind is Kind.SOCKET else None
     view = look.view(container_path, with_parents=with_parents) if look.container.running else None
     if host_probe is not None and host_probe.ok:
-        listeners.want(host_path)
+        listeners.want(seen_at)
         if look.container.pid and look.root is not None:
             listeners.want(container_path, look.container.pid)
     return PathObservation(
-        host_path=host_path, container_path=container_path, host=host, host_probe=host_probe, view=view
+        host_path=host_path,
+        container_path=container_path,
+        host=host,
+        host_probe=host_probe,
+        view=view,
+        via_symlink=via,
     )
 
 
@@ -139,7 +152,9 @@ def observe_mount(
     if not engine.local:
         target = PathObservation(host_path=mount.source, container_path=mount.destination, host=None)
         return MountObservation(engine, container, mount, role, target)
-    target = observe_path(mount.source, mount.destination, look, cache, listeners, with_parents=needs_parents)
+    target = observe_path(
+        mount.source, mount.destination, look, cache, listeners, with_parents=needs_parents, follow_source=True
+    )
     entries: list[PathObservation] = []
     if role is Role.SOCKET_DIR and target.host is not None and target.host.kind is Kind.DIRECTORY:
         names = set(cache.sockets_in(mount.source))
@@ -165,6 +180,7 @@ def observe_mount(
         entries=tuple(entries),
         creds=user_creds,
         creds_note=note,
+        observer_root=os.geteuid() == 0,
     )
 
 
@@ -174,7 +190,7 @@ def with_listeners(obs: MountObservation, listeners: ListenerIndex) -> MountObse
     def filled(path_obs: PathObservation) -> PathObservation:
         if path_obs.host_probe is None or not path_obs.host_probe.ok:
             return path_obs
-        found = listeners.get(path_obs.host_path)
+        found = listeners.get_any(path_obs.via_symlink or path_obs.host_path)
         if found is None and obs.container.pid:
             found = listeners.get(path_obs.container_path, obs.container.pid)
         return replace(path_obs, listener=found)

@@ -82,18 +82,34 @@ def to_text(report: CheckReport, include_all: bool = False, width: int = 80) -> 
         mounts = c.mounts if include_all else c.socket_mounts
         worst = c.worst.value if c.worst else "-"
         lines.append("")
-        lines.append(f"{printable(c.container.name)}  [{c.container.state}]  {worst}")
+        lines.extend(textwrap.wrap(f"{printable(c.container.name)}  [{c.container.state}]  {worst}", width=width))
         if not mounts:
             lines.append("  (no socket mounts)")
         for m in mounts:
             verdict = m.verdict.value if m.verdict else m.role.value
-            lines.append(f"  {verdict:<10} {printable(m.mount.source)} -> {printable(m.mount.destination)}")
+            paths = f"{printable(m.mount.source)} -> {printable(m.mount.destination)}"
+            lines.extend(
+                textwrap.wrap(
+                    f"{verdict:<10} {paths}",
+                    width=width,
+                    initial_indent="  ",
+                    subsequent_indent=" " * 13,
+                    break_on_hyphens=False,
+                )
+            )
             if m.reason:
                 lines.extend(
                     textwrap.wrap(printable(m.reason), width=width, initial_indent=" " * 13, subsequent_indent=" " * 13)
                 )
             for s in m.sockets:
-                lines.append(f"    {s.verdict.value:<10} {printable(s.name)}")
+                lines.extend(
+                    textwrap.wrap(
+                        f"{s.verdict.value:<10} {printable(s.name)}",
+                        width=width,
+                        initial_indent="    ",
+                        subsequent_indent=" " * 15,
+                    )
+                )
                 if not s.verdict.healthy:
                     lines.extend(
                         textwrap.wrap(

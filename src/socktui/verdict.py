@@ -40,6 +40,7 @@ class PathObservation:
     host_probe: ProbeResult | None = None
     view: ContainerView | None = None
     listener: Listener | None = None
+    via_symlink: str | None = None  # the source is a symlink Docker followed to this target; observed there
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class MountObservation:
     entries: tuple[PathObservation, ...] = ()  # sockets inside a socket-dir
     creds: Creds | None = None
     creds_note: str = ""
+    observer_root: bool = True  # socktui itself runs as root: its own EACCES then says something about the socket
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,15 @@ def decide(obs: MountObservation) -> Decision | None:
         )
     if obs.role is Role.SOCKET_DIR:
         return _decide_dir(obs)
-    return decide_path(obs.target, obs, file_mount=True)
+    decision = decide_path(obs.target, obs, file_mount=True)
+    if obs.target.via_symlink is not None:
+        return Decision(
+            decision.verdict,
+            f"{decision.reason} (judged at {obs.target.via_symlink}: {mount.source} is a symlink, and Docker "
+            "followed it when mounting)",
+            decision.shadow_created_at,
+        )
+    return decision
 
 
 def decide_path(target: PathObservation, obs: MountObservation, *, file_mount: bool) -> Decision:
@@ -100,10 +110,7 @@ def decide_path(target: PathObservation, obs: MountObservation, *, file_mount: b
     if host is None:
         return Decision(Verdict.UNKNOWN, f"{path} was not looked at")
     if host.kind is Kind.ERROR:
-        return Decision(
-            Verdict.UNKNOWN,
-            f"cannot lstat {path}: {host.error}; run socktui as root or as the owner of its directory",
-        )
+        return Decision(Verdict.UNKNOWN, f"cannot lstat {path}: {host.error}; {_lstat_advice(host.error)}")
     if host.kind is Kind.MISSING:
         return _missing(target, obs, file_mount=file_mount)
     if host.kind is Kind.DIRECTORY:
@@ -144,6 +151,16 @@ def decide_path(target: PathObservation, obs: MountObservation, *, file_mount: b
                 f"last changed {_clock(host.mtime)})",
             )
         if probe.errno == "EACCES":
+            denied = _permission_problem(target, obs, host)
+            if denied is not None:
+                return denied
+            if not obs.observer_root:
+                # Our own refusal as a non-root user says nothing about what the container's user may do.
+                return Decision(
+                    Verdict.UNKNOWN,
+                    f"socktui is not running as root and the socket ({_mode(host)}) refuses it (EACCES), so whether "
+                    f"{container.name} may connect cannot be tested from here: run socktui as root",
+                )
             return Decision(Verdict.DENIED, f"connect() from the host got EACCES ({_mode(host)})")
         if probe.errno == "EAGAIN":
             return Decision(
@@ -189,6 +206,16 @@ def _accepts(probe: ProbeResult | None, listener: Listener | None) -> str:
         where = f" in {listener.container}" if listener.container else ""
         text += f"; pid {listener.pid} {short_command(listener.command)}{where} listens"
     return text
+
+
+def _lstat_advice(error: str | None) -> str:
+    if error in ("EACCES", "EPERM"):
+        return "run socktui as root or as the owner of its directory"
+    if error == "ENAMETOOLONG":
+        return "the path is longer than the system allows, so no server can bind it either"
+    if error == "ELOOP":
+        return "its symlinks loop, so nothing can be reached through it"
+    return "check the path and its directories"
 
 
 def short_command(command: str, limit: int = 60) -> str:

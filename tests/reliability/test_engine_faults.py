@@ -275,11 +275,6 @@ def test_check_against_an_engine_older_than_api_1_24_says_so(d: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: engine._advice_for gives a too-old engine the generic advice 'Check that the engine is running "
-    "and reachable' although it answered; it should say to upgrade the engine (or use an older socktui)",
-)
 def test_a_too_old_engine_gets_advice_about_versions_not_reachability(d: Path) -> None:
     world, _ = _fake_world(d, "1.23")
     with FakeEngine(d / "fake.sock", world) as fake:

@@ -168,11 +168,6 @@ def test_check_as_non_root_says_unknown_for_running_containers_and_why(
     assert "will see it when started" in by_name[stopped]["reason"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: verdict.decide_path turns socktui's *own* EACCES into 'denied' (and offers group-add), but a "
-    "non-root socktui being refused says nothing about a root container's user; it should be unknown with the reason",
-)
 def test_check_as_non_root_does_not_blame_the_container_for_its_own_eacces(
     engine: Engine, containers: ContainerFactory, nonroot: NonRoot, d: Path
 ) -> None:

@@ -283,11 +283,6 @@ def test_a_server_inside_a_container_is_found_in_its_network_namespace(
     assert f"pid {server_pid} /usrv /shared/in.sock in {server_name} listens" in s.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: listeners are looked up only in the host's and the mounting container's own network namespace, "
-    "so a consumer container sees 'live' with no listener when the server runs in another container",
-)
 def test_a_consumer_container_is_told_which_container_listens(
     engine: Engine, containers: ContainerFactory, static_server: Path, d: Path
 ) -> None:

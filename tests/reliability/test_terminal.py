@@ -193,11 +193,6 @@ async def test_a_light_theme_renders_and_keeps_the_words() -> None:
 # --------------------------------------------------------------------------- the engine banner at 80x24
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ui/socktui.tcss gives #banner max-height 4, so at 80 columns the wrapped endpoint and advice push "
-    "'Retrying in the background…' out of view: the user is not told that socktui reconnects by itself",
-)
 async def test_the_engine_banner_fits_at_80x24() -> None:
     endpoint = "unix:///nonexistent/docker.sock"
     app = SocktuiApp(make_session(Options(host=endpoint)), live=False)

@@ -151,7 +151,8 @@ class SocktuiApp(App[int]):
         first = self.engine_down is None
         self.engine_down = message.message
         banner = self.query_one("#banner", Static)
-        banner.update(Text(f"{message.message}\nRetrying in the background…", style="bold"))
+        # "Retrying" first: at 80 columns the wrapped advice may not all fit, and that line must always show.
+        banner.update(Text(f"Retrying in the background. {message.message}", style="bold"))
         banner.display = True
         if first:
             self.log_line(f"engine unreachable: {message.message.splitlines()[0]}", style="bold")
