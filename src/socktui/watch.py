@@ -76,7 +76,7 @@ EngineState = EngineLost | EngineBack
 
 # --- directories ----------------------------------------------------------------------------------------------------
 
-STEP_MS = 10  # watchfiles reports one to two steps after a change: 10 ms gives about 12 ms
+STEP_MS = 15  # watchfiles reports one to two steps after a change (15-30 ms); each step is a wake-up at rest
 DEBOUNCE_MS = 50  # only caps how long a continuous burst is grouped; a lone change is reported after one quiet step
 RESCAN_MS = 250  # idle wake-up: stat the watched directories, look inside those that changed (a safety net)
 FULL_RESCAN_S = 10.0  # and re-lstat every path of interest this often: a chmod/chown moves no directory mtime
