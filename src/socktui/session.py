@@ -9,8 +9,10 @@ from __future__ import annotations
 import posixpath
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .diagnose import diagnose, diagnose_containers
 from .engine import Engine
@@ -50,6 +52,15 @@ class Session:
     _seq: int = 0
     _stored_seq: dict[str, int] = field(default_factory=dict)
     _removed: set[str] = field(default_factory=set)
+    # Running totals and interest sets, kept per container so one change costs one container, not N.
+    _contrib: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _sets: dict[str, Counter[Any]] = field(
+        default_factory=lambda: {k: Counter() for k in ("paths", "dirs", "pids", "live")}
+    )
+    _versions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("paths", "dirs", "pids", "live"), 0))
+    _mounts: int = 0
+    _problems: int = 0
+    _worst: Counter[Verdict] = field(default_factory=Counter)
 
     def _ticket(self) -> int:
         with self.lock:
@@ -72,6 +83,11 @@ class Session:
             fresh.update(newer)
             for cid in fresh:
                 self._stored_seq[cid] = max(self._stored_seq.get(cid, 0), ticket)
+            for cid in set(self.reports) - set(fresh):
+                self._account(cid, None)
+            for cid, r in fresh.items():
+                if self.reports.get(cid) is not r:
+                    self._account(cid, r)
             self.reports = fresh
             self.specs = {cid: r.container for cid, r in fresh.items()}
             self.order = [r.container.id for r in report.containers if r.container.id in fresh]
@@ -97,6 +113,7 @@ class Session:
             with self.lock:
                 self._removed.add(container_id)
                 old = self.reports.pop(container_id, None)
+                self._account(container_id, None)
                 self.specs.pop(container_id, None)
                 if container_id in self.order:
                     self.order.remove(container_id)
@@ -132,6 +149,7 @@ class Session:
                 old = self.reports.get(cid)
                 changes.extend(describe_changes(old, report))
                 self.reports[cid] = report
+                self._account(cid, report)
                 self.specs[cid] = report.container
                 if cid not in self.order:
                     self.order.append(cid)
@@ -153,47 +171,99 @@ class Session:
 
     # ------------------------------------------------------------------ what to watch
     def watched_paths(self) -> set[str]:
-        """Host paths of every socket-relevant source, plus directories the user asked to watch."""
+        """Host paths of every socket-relevant source (the watcher watches their parents)."""
         with self.lock:
-            paths = {
-                m.mount.source
-                for r in self.reports.values()
-                for m in r.socket_mounts
-                if m.mount.source and (self.info is None or self.info.local)
-            }
-        return paths
+            return set(self._sets["paths"])
 
     def socket_dirs(self) -> set[str]:
         with self.lock:
-            dirs = {m.mount.source for r in self.reports.values() for m in r.socket_mounts if m.role is Role.SOCKET_DIR}
-        return dirs | set(self.options.watch_dirs)
+            return set(self._sets["dirs"]) | set(self.options.watch_dirs)
 
     def listener_pids(self) -> set[int]:
         with self.lock:
-            pids = set()
-            for r in self.reports.values():
-                for m in r.socket_mounts:
-                    if m.listener:
-                        pids.add(m.listener.pid)
-                    pids.update(s.listener.pid for s in m.sockets if s.listener)
-            return pids
+            return {int(p) for p in self._sets["pids"]}
 
     def live_socket_paths(self) -> set[str]:
         """Answering sockets with no known listener pid: the slow re-probe watches these for a silent death.
 
         Sockets whose listener is known are covered by its pidfd, which says at once when it exits."""
         with self.lock:
-            paths = set()
-            for r in self.reports.values():
-                for m in r.socket_mounts:
-                    if m.host_probe is not None and m.host_probe.ok and m.listener is None:
-                        paths.add(m.mount.source)
-                    paths.update(
-                        s.host_path
-                        for s in m.sockets
-                        if s.host_probe is not None and s.host_probe.ok and s.listener is None
-                    )
-            return paths
+            return set(self._sets["live"])
+
+    def versions(self) -> dict[str, int]:
+        """A number per interest set that moves when the set changes: callers skip rebuilding what did not."""
+        with self.lock:
+            return dict(self._versions)
+
+    def counts(self) -> tuple[int, int, int, Verdict | None]:
+        """Containers, socket mounts, problems and the worst verdict, kept up to date as reports are stored."""
+        with self.lock:
+            worst = max(self._worst, key=lambda v: v.severity, default=None)
+            return len(self.reports), self._mounts, self._problems, worst
+
+    # ------------------------------------------------------------------ running totals
+    def _account(self, cid: str, report: ContainerReport | None) -> None:
+        """Swap one container's contribution to the totals and interest sets (call with the lock held)."""
+        old = self._contrib.pop(cid, None)
+        new = _contribution(report, self.info) if report is not None else None
+        for kind in ("paths", "dirs", "pids", "live"):
+            before = old[kind] if old else frozenset()
+            after = new[kind] if new else frozenset()
+            if before == after:
+                continue
+            counter = self._sets[kind]
+            changed = False
+            for key in before - after:
+                counter[key] -= 1
+                if counter[key] <= 0:
+                    del counter[key]
+                    changed = True
+            for key in after - before:
+                changed = changed or counter[key] == 0
+                counter[key] += 1
+            if changed:
+                self._versions[kind] += 1
+        if old:
+            self._mounts -= old["mounts"]
+            self._problems -= old["problems"]
+            if old["worst"] is not None:
+                self._worst[old["worst"]] -= 1
+                if self._worst[old["worst"]] <= 0:
+                    del self._worst[old["worst"]]
+        if new:
+            self._contrib[cid] = new
+            self._mounts += new["mounts"]
+            self._problems += new["problems"]
+            if new["worst"] is not None:
+                self._worst[new["worst"]] += 1
+
+
+def _contribution(report: ContainerReport, info: EngineInfo | None) -> dict[str, Any]:
+    local = info is None or info.local
+    mounts = report.socket_mounts
+    paths = frozenset(m.mount.source for m in mounts if m.mount.source and local)
+    dirs = frozenset(m.mount.source for m in mounts if m.role is Role.SOCKET_DIR)
+    pids: set[int] = set()
+    live: set[str] = set()
+    for m in mounts:
+        if m.listener:
+            pids.add(m.listener.pid)
+        elif m.host_probe is not None and m.host_probe.ok:
+            live.add(m.mount.source)
+        for sock in m.sockets:
+            if sock.listener:
+                pids.add(sock.listener.pid)
+            elif sock.host_probe is not None and sock.host_probe.ok:
+                live.add(sock.host_path)
+    return {
+        "paths": paths,
+        "dirs": dirs,
+        "pids": frozenset(pids),
+        "live": frozenset(live),
+        "mounts": len(mounts),
+        "problems": report.problems,
+        "worst": report.worst,
+    }
 
 
 def describe_changes(old: ContainerReport | None, new: ContainerReport) -> list[Change]:

@@ -86,6 +86,14 @@ class FakeSession:
     def snapshot(self) -> CheckReport:
         return self.report
 
+    def counts(self) -> tuple[int, int, int, Any]:
+        cs = self.report.containers
+        worst = max((c.worst for c in cs if c.worst), key=lambda v: v.severity, default=None)
+        return len(cs), sum(len(c.socket_mounts) for c in cs), sum(c.problems for c in cs), worst
+
+    def versions(self) -> dict[str, int]:
+        return {}
+
     def watched_paths(self) -> set[str]:
         return set()
 

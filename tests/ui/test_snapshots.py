@@ -249,6 +249,19 @@ class FakeSession:
     def snapshot(self) -> CheckReport:
         return self.report
 
+    def counts(self) -> tuple[int, int, int, Verdict | None]:
+        containers = self.report.containers
+        worst = max((c.worst for c in containers if c.worst), key=lambda v: v.severity, default=None)
+        return (
+            len(containers),
+            sum(len(c.socket_mounts) for c in containers),
+            sum(c.problems for c in containers),
+            worst,
+        )
+
+    def versions(self) -> dict[str, int]:
+        return {}
+
     def watched_paths(self) -> set[str]:
         return {m.mount.source for c in self.report.containers for m in c.socket_mounts}
 

@@ -9,7 +9,17 @@ import threading
 from collections.abc import Iterable
 
 from socktui.engine import Endpoint
-from socktui.model import ContainerSpec, EngineInfo
+from socktui.model import (
+    ContainerReport,
+    ContainerSpec,
+    EngineInfo,
+    Listener,
+    MountReport,
+    MountSpec,
+    ProbeResult,
+    Role,
+    Verdict,
+)
 from socktui.session import Options, Session
 
 
@@ -93,3 +103,45 @@ def test_a_full_look_does_not_resurrect_a_container_removed_meanwhile() -> None:
     engine.listed = [spec("a", "running"), spec("b", "running")]  # a list taken before the removal
     session.full_check()
     assert set(states(session)) == {"a"}
+
+
+def _mount_report(source: str, verdict: str, pid: int | None = None, probe_ok: bool = True) -> MountReport:
+    return MountReport(
+        mount=MountSpec("bind", source, "/run/x.sock"),
+        role=Role.SOCKET,
+        verdict=Verdict(verdict),
+        reason="",
+        host_probe=ProbeResult(ok=probe_ok),
+        listener=Listener(pid=pid, command="srv") if pid else None,
+    )
+
+
+def _recount(session: Session) -> tuple[int, int, int, Verdict | None]:
+    reports = session.snapshot().containers
+    worst = max((r.worst for r in reports if r.worst), key=lambda v: v.severity, default=None)
+    return len(reports), sum(len(r.socket_mounts) for r in reports), sum(r.problems for r in reports), worst
+
+
+def test_running_totals_match_a_recount_and_versions_move_only_when_a_set_changes() -> None:
+    engine = GatedEngine()
+    session = make(engine, spec("a", "running"), spec("b", "running"))
+    live_a = ContainerReport(spec("a", "running"), (_mount_report("/s/a.sock", "live", pid=10),))
+    stale_b = ContainerReport(spec("b", "running"), (_mount_report("/s/b.sock", "stale", probe_ok=False),))
+    session._store([live_a, stale_b], session._ticket())
+    assert session.counts() == _recount(session) == (2, 2, 1, Verdict.STALE)
+    assert session.listener_pids() == {10} and session.watched_paths() == {"/s/a.sock", "/s/b.sock"}
+    before = session.versions()
+
+    session._store([live_a], session._ticket())  # the same report again: nothing moves
+    assert session.versions() == before
+
+    live_b = ContainerReport(spec("b", "running"), (_mount_report("/s/b.sock", "live", pid=11),))
+    session._store([live_b], session._ticket())
+    after = session.versions()
+    assert after["pids"] != before["pids"] and after["paths"] == before["paths"]
+    assert session.counts() == _recount(session) == (2, 2, 0, Verdict.LIVE)
+
+    engine.answers["a"] = [(None, None)]
+    session.refresh_container("a")
+    assert session.counts() == _recount(session) == (1, 1, 0, Verdict.LIVE)
+    assert session.listener_pids() == {11} and session.watched_paths() == {"/s/b.sock"}

@@ -73,7 +73,7 @@ class SocktuiApp(App[int]):
         self.stop_live = threading.Event()
         self.live_started = False
         self.last_tests: dict[tuple[str, str], str] = {}
-        self._interest: tuple[frozenset[str], frozenset[str], frozenset[int], frozenset[str]] | None = None
+        self._interest_versions: dict[str, int] = {}
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -188,17 +188,15 @@ class SocktuiApp(App[int]):
 
     def update_topbar(self, report: CheckReport, checking: bool = False) -> None:
         engine = report.engine
-        mounts = sum(len(c.socket_mounts) for c in report.containers)
-        problems = sum(c.problems for c in report.containers)
         text = Text("socktui ", style="bold")
         if checking:
             text.append(f"checking {len(report.containers)} containers… · ")
             text.append(f"{report.engine.endpoint.removeprefix('unix://')}", style="dim")
             self.query_one("#topbar", Static).update(text)
             return
-        worst = max((c.worst for c in report.containers if c.worst), key=lambda v: v.severity, default=None)
+        containers, mounts, problems, worst = self.session.counts()
         text.append(f"{problems} problems", style=f"bold {verdict_color(self, worst)}" if problems else "")
-        text.append(f" · {len(report.containers)} containers · {mounts} sockets · ")
+        text.append(f" · {containers} containers · {mounts} sockets · ")
         text.append(f"{engine.endpoint.removeprefix('unix://')} {engine.version.split('+')[0] or '?'}", style="dim")
         if self.session.options.read_only:
             text.append("  read-only", style="bold")
@@ -306,27 +304,21 @@ class SocktuiApp(App[int]):
             self.dir_watcher = DirectoryWatcher()
             self.dir_watcher.set_paths(self.session.watched_paths(), self.session.socket_dirs())
             self.watch_files()
-        self._interest = None  # new sources: hand them the current interest on the next update
+        self._interest_versions = {}  # new sources: hand them every set on the next update
 
     def update_interest(self) -> None:
-        """Tell the live sources what matters now; only when it changed (a new watch set means a rebuild)."""
-        interest = (
-            frozenset(self.session.watched_paths()),
-            frozenset(self.session.socket_dirs()),
-            frozenset(self.session.listener_pids()),
-            frozenset(self.session.live_socket_paths()),
-        )
-        if interest == self._interest:
+        """Tell the live sources what matters now, only the sets that changed (a new watch set means a rebuild)."""
+        versions = self.session.versions()
+        if versions == self._interest_versions:
             return
-        before = self._interest
-        self._interest = interest
-        paths, dirs, pids, probe = interest
-        if hasattr(self, "dir_watcher") and (before is None or before[:2] != (paths, dirs)):
-            self.dir_watcher.set_paths(paths, dirs)
-        if hasattr(self, "exit_watcher") and (before is None or before[2] != pids):
-            self.exit_watcher.set_pids(pids)
-        if hasattr(self, "reprober") and (before is None or before[3] != probe):
-            self.reprober.set_paths(probe)
+        changed = {k for k, v in versions.items() if self._interest_versions.get(k) != v}
+        self._interest_versions = versions
+        if hasattr(self, "dir_watcher") and changed & {"paths", "dirs"}:
+            self.dir_watcher.set_paths(self.session.watched_paths(), self.session.socket_dirs())
+        if hasattr(self, "exit_watcher") and "pids" in changed:
+            self.exit_watcher.set_pids(self.session.listener_pids())
+        if hasattr(self, "reprober") and "live" in changed:
+            self.reprober.set_paths(self.session.live_socket_paths())
 
     @work(thread=True, group="watch-files", exit_on_error=False)
     def watch_files(self) -> None:
