@@ -79,6 +79,8 @@ class ContainerLook:
 
     def creds(self) -> tuple[Creds | None, str]:
         user = self.container.user
+        if user in ("", "0", "root", "0:0") and not self.container.group_add:
+            return Creds(uid=0, gid=0), "root"  # root needs no /etc/passwd lookup: it may connect to anything
         numeric = all(part.isdigit() for part in (user or "0").split(":") if part)
         passwd = group = None
         if self.root is not None:
