@@ -138,8 +138,18 @@ class SocktuiApp(App[int]):
         if self.engine_down:
             self.post_message(EngineRecovered())
         self.retry_delay = 0.5
+        first = self.report is None
         self.report = message.report
         self.refresh_view()
+        if first:
+            # The provisional list was in engine order; once the verdicts are in, start on the worst problem.
+            table = self.query_one(ContainerList)
+            if table.row_count:
+                table.move_cursor(row=0, animate=False)
+                self.selected_id = table.selected_id
+                self.show_detail()
+                self.query_one(MountTable).move_cursor(row=self.worst_mount_row(), animate=False)
+                self.show_mount_info()
         problems = sum(c.problems for c in message.report.containers)
         count = len(message.report.containers)
         self.log_line(f"checked {count} container{'s' * (count != 1)}: {problems} problem{'s' * (problems != 1)}")
