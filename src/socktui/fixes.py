@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .fsview import errno_name
+from .fsview import errno_name, kind_of_mode
 from .model import ContainerReport, ContainerSpec, FixOffer, Kind, MountReport, MountSpec, PathStat, Role, Verdict
 from .probe import probe_fd
 
@@ -365,15 +365,7 @@ def _same_object(st: os.stat_result, expect: PathStat | None, path: str, what: s
 
 
 def _describe_mode(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symlink"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISREG(mode):
-        return "a regular file"
-    return "something else"
+    return kind_of_mode(mode).words
 
 
 def _check_directory(step: Step, dir_fd: int, name: str) -> None:

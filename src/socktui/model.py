@@ -67,6 +67,24 @@ class Kind(StrEnum):
     BLOCK_DEVICE = "block-device"
     ERROR = "error"  # lstat itself failed (EACCES on a parent, ELOOP, ...): see PathStat.error
 
+    @property
+    def words(self) -> str:
+        """The kind in a sentence: 'a regular file', 'a FIFO (named pipe)'."""
+        return _KIND_WORDS.get(self, f"a {self.value}")
+
+
+_KIND_WORDS = {
+    Kind.MISSING: "nothing",
+    Kind.SOCKET: "a socket",
+    Kind.DIRECTORY: "a directory",
+    Kind.FILE: "a regular file",
+    Kind.SYMLINK: "a symlink",
+    Kind.FIFO: "a FIFO (named pipe)",
+    Kind.CHAR_DEVICE: "a character device",
+    Kind.BLOCK_DEVICE: "a block device",
+    Kind.ERROR: "something else",
+}
+
 
 @dataclass(frozen=True)
 class EngineInfo:

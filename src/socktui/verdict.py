@@ -281,13 +281,7 @@ def _not_socket(host: PathStat) -> Decision:
             Verdict.NOT_SOCKET,
             f"a symlink to {host.symlink_target}, not followed: a container can plant links in a shared directory",
         )
-    what = {
-        Kind.FILE: "a regular file",
-        Kind.DIRECTORY: "a directory",
-        Kind.FIFO: "a FIFO (named pipe)",
-        Kind.CHAR_DEVICE: "a character device",
-        Kind.BLOCK_DEVICE: "a block device",
-    }.get(host.kind, f"a {host.kind.value}")
+    what = host.kind.words
     return Decision(
         Verdict.NOT_SOCKET,
         f"{what} ({_mode(host)}) is where a socket is expected; connect() would fail with ECONNREFUSED",
