@@ -349,7 +349,7 @@ async def run_live(
             )
             results.ready_s = time.monotonic() - started
             await until(
-                lambda: app.live_started and hasattr(app, "dir_watcher") and bool(app.dir_watcher.watched), 30, "live"
+                lambda: app.live_started and app.dir_watcher is not None and bool(app.dir_watcher.watched), 30, "live"
             )
             await asyncio.sleep(1.0)  # let the watchers open their inotify watches and the re-prober its baseline
             log(f"  live app ready in {results.ready_s:.1f} s ({expected_total} containers)")

@@ -282,7 +282,7 @@ async def test_a_new_socket_in_a_shared_directory_is_logged_within_a_second(
         await until(pilot, lambda: str(d) in app.session.socket_dirs(), "the directory to be watched")
         await until(
             pilot,
-            lambda: hasattr(app, "dir_watcher") and str(d) in app.dir_watcher.watched,
+            lambda: app.dir_watcher is not None and str(d) in app.dir_watcher.watched,
             "the watcher to watch the directory",
         )
         assert "new.sock" not in log_text(app)
@@ -311,7 +311,7 @@ async def test_a_socket_leaving_a_shared_directory_is_logged_by_name(
     app = SocktuiApp(make_session(Options(host=engine.host)))
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app, cid)
-        await until(pilot, lambda: hasattr(app, "dir_watcher") and str(d) in app.dir_watcher.watched, "the watcher")
+        await until(pilot, lambda: app.dir_watcher is not None and str(d) in app.dir_watcher.watched, "the watcher")
         leaving.stop()  # SIGTERM: the server removes its own socket
         assert not (d / "leaving.sock").exists()
         await until(
@@ -335,7 +335,7 @@ async def test_long_log_lines_wrap_inside_the_log_at_80_columns(
     app = SocktuiApp(make_session(Options(host=engine.host)))
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app, cid)
-        await until(pilot, lambda: hasattr(app, "dir_watcher") and str(d) in app.dir_watcher.watched, "the watcher")
+        await until(pilot, lambda: app.dir_watcher is not None and str(d) in app.dir_watcher.watched, "the watcher")
         server = sockserver.start(d / "new.sock")
         # "HH:MM:SS <dir>/new.sock bound by pid N <python> <sockserver.py> <path>": longer than the log is wide.
         await until(pilot, lambda: f"bound by pid {server.pid}" in log_text(app), "the bind in the log")

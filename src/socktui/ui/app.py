@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -29,6 +30,9 @@ from .commands import COMMANDS, bindings
 from .messages import ContainersUpdated, EngineProblem, EngineRecovered, Listed, LogLine, ReportReady
 from .screens import ConnectScreen, FixScreen, HelpScreen
 from .widgets import CHECKING, ContainerList, EventLog, MountInfo, MountTable, describe_mount, verdict_color
+
+if TYPE_CHECKING:
+    from ..watch import DirectoryWatcher, EngineEventStream, ListenerExitWatcher, Reprober
 
 RETRY_MAX_SECONDS = 10.0
 
@@ -74,6 +78,11 @@ class SocktuiApp(App[int]):
         self.live_started = False
         self.last_tests: dict[tuple[str, str], str] = {}
         self._interest_versions: dict[str, int] = {}
+        # Live sources, made once the first look is in (watchfiles is imported only then).
+        self.dir_watcher: DirectoryWatcher | None = None
+        self.events_stream: EngineEventStream | None = None
+        self.exit_watcher: ListenerExitWatcher | None = None
+        self.reprober: Reprober | None = None
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -305,15 +314,15 @@ class SocktuiApp(App[int]):
         if engine:
             self.live_started = True
             self.events_stream = EngineEventStream()
-            self.follow_engine()
+            self.follow_engine(self.events_stream)
             self.exit_watcher = ListenerExitWatcher()
-            self.watch_listeners()
+            self.watch_listeners(self.exit_watcher)
             self.reprober = Reprober()
-            self.reprobe()
-        if not hasattr(self, "dir_watcher"):
+            self.reprobe(self.reprober)
+        if self.dir_watcher is None:
             self.dir_watcher = DirectoryWatcher()
             self.dir_watcher.set_paths(self.session.watched_paths(), self.session.socket_dirs())
-            self.watch_files()
+            self.watch_files(self.dir_watcher)
         self._interest_versions = {}  # new sources: hand them every set on the next update
 
     def update_interest(self) -> None:
@@ -323,23 +332,23 @@ class SocktuiApp(App[int]):
             return
         changed = {k for k, v in versions.items() if self._interest_versions.get(k) != v}
         self._interest_versions = versions
-        if hasattr(self, "dir_watcher") and changed & {"paths", "dirs"}:
+        if self.dir_watcher is not None and changed & {"paths", "dirs"}:
             self.dir_watcher.set_paths(self.session.watched_paths(), self.session.socket_dirs())
-        if hasattr(self, "exit_watcher") and "pids" in changed:
+        if self.exit_watcher is not None and "pids" in changed:
             self.exit_watcher.set_pids(self.session.listener_pids())
-        if hasattr(self, "reprober") and "live" in changed:
+        if self.reprober is not None and "live" in changed:
             self.reprober.set_paths(self.session.live_socket_paths())
 
     @work(thread=True, group="watch-files", exit_on_error=False)
-    def watch_files(self) -> None:
-        self.dir_watcher.run(
+    def watch_files(self, watcher: DirectoryWatcher) -> None:
+        watcher.run(
             lambda changes: self.post(PathsChanged([(c.path, c.change) for c in changes])),
             self.stop_live,
             on_notice=lambda text: self.post(LogLine(text, "bold")),
         )
 
     @work(thread=True, group="engine-events", exit_on_error=False)
-    def follow_engine(self) -> None:
+    def follow_engine(self, stream: EngineEventStream) -> None:
         from ..watch import EngineBack, EngineLost
 
         def on_state(state: object) -> None:
@@ -355,7 +364,7 @@ class SocktuiApp(App[int]):
                 self.post_message(EngineRecovered())
                 self.call_from_thread(self.load_all)
 
-        self.events_stream.run(
+        stream.run(
             self.session.engine,
             lambda e: self.post(ContainerEvent(e.action, e.container_id, e.name)),
             on_state,
@@ -363,12 +372,12 @@ class SocktuiApp(App[int]):
         )
 
     @work(thread=True, group="listeners", exit_on_error=False)
-    def watch_listeners(self) -> None:
-        self.exit_watcher.run(lambda pid: self.post(ListenerExited(pid)), self.stop_live)
+    def watch_listeners(self, watcher: ListenerExitWatcher) -> None:
+        watcher.run(lambda pid: self.post(ListenerExited(pid)), self.stop_live)
 
     @work(thread=True, group="reprobe", exit_on_error=False)
-    def reprobe(self) -> None:
-        self.reprober.run(lambda path, probe: self.post(PathsChanged([(path, "probe")])), self.stop_live)
+    def reprobe(self, reprober: Reprober) -> None:
+        reprober.run(lambda path, probe: self.post(PathsChanged([(path, "probe")])), self.stop_live)
 
     def post(self, message: Message) -> None:
         """``post_message`` for callbacks from watcher threads (it is thread-safe)."""
@@ -561,9 +570,8 @@ class SocktuiApp(App[int]):
 
     def on_unmount(self) -> None:
         self.stop_live.set()
-        stream = getattr(self, "events_stream", None)
-        if stream is not None:
-            stream.stop()
+        if self.events_stream is not None:
+            self.events_stream.stop()
 
 
 def describe_path_change(path: str, change: str) -> str:
