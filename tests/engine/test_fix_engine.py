@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from harness import ContainerFactory, Engine, SocketServerError, SocketServers, wait_for
+from harness import ContainerFactory, Engine, SocketServer, SocketServerError, SocketServers, wait_for
 from socktui.diagnose import diagnose
 from socktui.engine import Engine as SocktuiEngine
 from socktui.fixes import advice_for, apply_plan, plan_fix
@@ -117,24 +117,10 @@ def shadowed_container(containers: ContainerFactory, sock: Path, name: str) -> s
 # --------------------------------------------------------------------------- a. the whole story
 
 
-def _shadow_story(
-    engine: Engine,
-    containers: ContainerFactory,
-    sockserver: SocketServers,
-    d: Path,
-    state: Path,
-    **create: Any,
-) -> None:
-    sock = d / "app.sock"
-    name = unique_name()
-    cid = containers.run(name=name, command=TRAP, binds=[f"{sock}:/run/app.sock"], **create)
-    assert sock.is_dir() and not sock.is_symlink()
-    with pytest.raises(SocketServerError) as failed:
-        sockserver.start(sock)
-    assert "EADDRINUSE" in failed.value.stderr
-    _, _, m = look(engine, name, "/run/app.sock")
-    assert m.verdict is Verdict.SHADOWED
-
+def _fix_shadow_while_a_server_binds(
+    engine: Engine, sockserver: SocketServers, state: Path, name: str, cid: str, sock: Path
+) -> tuple[subprocess.Popen[str], str, str, SocketServer]:
+    """Run `socktui fix … remove-shadow-dir --yes`; once it has freed the path, bind a real server there."""
     argv = ["fix", "-H", engine.host, name, "/run/app.sock", "remove-shadow-dir", "--yes", "--wait", "20"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "socktui.cli", *argv],
@@ -154,6 +140,28 @@ def _shadow_story(
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    return proc, out, err, server
+
+
+def _shadow_story(
+    engine: Engine,
+    containers: ContainerFactory,
+    sockserver: SocketServers,
+    d: Path,
+    state: Path,
+    **create: Any,
+) -> None:
+    sock = d / "app.sock"
+    name = unique_name()
+    cid = containers.run(name=name, command=TRAP, binds=[f"{sock}:/run/app.sock"], **create)
+    assert sock.is_dir() and not sock.is_symlink()
+    with pytest.raises(SocketServerError) as failed:
+        sockserver.start(sock)
+    assert "EADDRINUSE" in failed.value.stderr
+    _, _, m = look(engine, name, "/run/app.sock")
+    assert m.verdict is Verdict.SHADOWED
+
+    proc, out, err, server = _fix_shadow_while_a_server_binds(engine, sockserver, state, name, cid, sock)
     assert proc.returncode == 0, f"stdout:\n{out}\nstderr:\n{err}"
     assert "applied" in out
 
@@ -190,24 +198,7 @@ def test_shadowed_socket_story_end_to_end(
     with pytest.raises(SocketServerError) as failed:
         sockserver.start(sock)
     assert "EADDRINUSE" in failed.value.stderr
-    argv = ["fix", "-H", engine.host, name, "/run/app.sock", "remove-shadow-dir", "--yes", "--wait", "20"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "socktui.cli", *argv],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env_for(state),
-    )
-    try:
-        wait_for(lambda: not os.path.lexists(sock), timeout=20, message="socktui to remove the directory")
-        assert container_state(engine, cid)[0] == "exited"
-        server = sockserver.start(sock)
-        out, err = proc.communicate(timeout=40)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    proc, out, err, server = _fix_shadow_while_a_server_binds(engine, sockserver, state, name, cid, sock)
     assert proc.returncode == 1, f"stdout:\n{out}\nstderr:\n{err}"
     assert "cannot start" in out and "recreate the container" in out and f"docker rm {name}" in out
     assert identity(sock)[0] == stat.S_IFSOCK  # the host side is fixed: the server owns the path now
