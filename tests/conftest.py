@@ -8,6 +8,18 @@ import pytest
 from harness import ENV_REQUIRE_ENGINE, ContainerFactory, Engine, SocketServers, engine_from_env, open_engine
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With SOCKTUI_REQUIRE_ENGINE=1 (CI) a skipped test fails the run: a skip there proves nothing."""
+    if os.environ.get(ENV_REQUIRE_ENGINE) != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped:
+        names = ", ".join(sorted({report.nodeid for report in skipped}))
+        reporter.write_line(f"{ENV_REQUIRE_ENGINE}=1: {len(skipped)} test(s) skipped, which fails the run: {names}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
     """A Docker engine with the test image: SOCKTUI_TEST_DOCKER_HOST, or a private dockerd for the session.

@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .fsview import errno_name, kind_of_mode
+from .fsview import kind_of_mode
+from .linux import errno_name
 from .model import ContainerReport, ContainerSpec, FixOffer, Kind, MountReport, MountSpec, PathStat, Role, Verdict
 from .probe import probe_fd
 

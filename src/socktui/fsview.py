@@ -9,36 +9,17 @@ through. Nothing is ever modified through a container path.
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .linux import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, errno_name, openat2
 from .model import Kind, PathStat
 from .roles import looks_like_socket
 
-SYS_OPENAT2 = 437  # x86_64, aarch64 and most others share the generic syscall table number
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_IN_ROOT = 0x10
 # How many entries of a directory we look at before giving up on listing it (a bind of /home must stay cheap).
 DIR_SCAN_LIMIT = 4096
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-
-
-def errno_name(code: int | None) -> str:
-    if code is None:
-        return "EUNKNOWN"
-    return errno.errorcode.get(code, f"E{code}")
 
 
 def kind_of_mode(mode: int) -> Kind:
@@ -127,19 +108,6 @@ def host_socket_names(directory: str, limit: int = DIR_SCAN_LIMIT) -> tuple[str,
     except OSError:
         return ()
     return tuple(sorted(names))
-
-
-def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
-    """The ``openat2`` syscall. Raises OSError like ``os.open`` does."""
-    how = _OpenHow(flags=flags, mode=0, resolve=resolve)
-    encoded = os.fsencode(path)
-    if b"\0" in encoded:
-        raise OSError(errno.EINVAL, "path contains a NUL byte", path)
-    fd = _syscall(SYS_OPENAT2, ctypes.c_int(dirfd), ctypes.c_char_p(encoded), ctypes.byref(how), ctypes.sizeof(how))
-    if fd < 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code), path)
-    return int(fd)
 
 
 class ContainerRoot:

@@ -10,7 +10,8 @@ import posixpath
 from collections.abc import Iterable
 from dataclasses import replace
 
-from .fsview import ContainerRoot, errno_name, host_lstat, host_socket_names
+from .fsview import ContainerRoot, host_lstat, host_socket_names
+from .linux import errno_name
 from .listeners import ListenerIndex
 from .model import ContainerSpec, ContainerView, Creds, EngineInfo, Kind, MountSpec, PathStat, ProbeResult, Role
 from .permissions import resolve_creds

@@ -14,7 +14,8 @@ import socket
 import stat
 import time
 
-from .fsview import errno_name, fd_path
+from .fsview import fd_path
+from .linux import errno_name
 from .model import ProbeResult
 
 DEFAULT_DEADLINE = 0.5  # seconds, for anything that waits for a reply

@@ -22,7 +22,10 @@ CORE = [
     "socktui.cli",
     "socktui.session",
     "socktui.audit",
-    "socktui.fixcli",
+    "socktui.cli.fix",
+    "socktui.cli.check",
+    "socktui.cli.main",
+    "socktui.linux",
 ]
 
 PROGRAM = """

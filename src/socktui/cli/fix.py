@@ -6,12 +6,12 @@ import argparse
 import posixpath
 import sys
 
-from . import audit
-from .diagnose import diagnose
-from .engine import Engine
-from .fixes import DEFAULT_WAIT_SECONDS, FixResult, apply_plan, plan_fix, render_plan
-from .model import ContainerReport, MountReport
-from .report import printable
+from .. import audit
+from ..diagnose import diagnose
+from ..engine import Engine
+from ..fixes import DEFAULT_WAIT_SECONDS, FixResult, apply_plan, plan_fix, render_plan
+from ..model import ContainerReport, MountReport
+from ..report import printable
 
 EXIT_DONE = 0
 EXIT_REFUSED = 1

@@ -8,15 +8,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
-from .diagnose import diagnose, unmatched
-from .engine import Engine, EngineError
-from .fixcli import add_fix_parser, run_fix
-from .report import to_json, to_text
-
-EXIT_HEALTHY = 0
-EXIT_PROBLEMS = 1
-EXIT_CANNOT_CHECK = 2
+from .. import __version__
+from ..engine import EngineError
+from .check import EXIT_CANNOT_CHECK, add_check_parser, run_check
+from .fix import add_fix_parser, run_fix
 
 
 def _engine_options(defaults: bool) -> argparse.ArgumentParser:
@@ -49,35 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--watch", action="append", default=[], metavar="DIR", help="also watch this host directory")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    check = commands.add_parser(
-        "check",
-        parents=[common],
-        help="diagnose every socket mount once and exit",
-        description="Exit 0 when every socket mount is live/ok, 1 when any is not, 2 when it could not check.",
-    )
-    check.add_argument("containers", nargs="*", metavar="CONTAINER", help="names or ids (default: all)")
-    check.add_argument("--json", action="store_true", help="print one JSON document (schema 1) on stdout")
-    check.add_argument("--all", action="store_true", help="also list mounts that are not socket-relevant")
+    add_check_parser(commands, common)
     add_fix_parser(commands, common)
     return parser
 
 
-def run_check(args: argparse.Namespace) -> int:
-    engine = Engine.from_options(host=args.host, context=args.context)
-    report = diagnose(engine, names=args.containers, expected=args.expect)
-    missing = unmatched([c.container for c in report.containers], args.containers)
-    if missing:
-        print(f"socktui: no such container: {', '.join(missing)} (see `docker ps -a`)", file=sys.stderr)
-        return EXIT_CANNOT_CHECK
-    if args.json:
-        sys.stdout.write(to_json(report, include_all=args.all) + "\n")
-    else:
-        sys.stdout.write(to_text(report, include_all=args.all))
-    return EXIT_HEALTHY if report.healthy else EXIT_PROBLEMS
-
-
 def run_tui(args: argparse.Namespace) -> int:
-    from .ui.app import run_app  # Textual is imported only when the TUI is wanted
+    from ..ui.app import run_app  # Textual is imported only when the TUI is wanted
 
     return run_app(args)
 
@@ -114,7 +87,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_CANNOT_CHECK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,42 @@
+"""``socktui check``: diagnose every socket mount once, print text or one JSON document, exit 0/1/2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..diagnose import diagnose, unmatched
+from ..engine import Engine
+from ..report import to_json, to_text
+
+EXIT_HEALTHY = 0
+EXIT_PROBLEMS = 1
+EXIT_CANNOT_CHECK = 2
+
+
+def add_check_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    check = commands.add_parser(
+        "check",
+        parents=[common],
+        help="diagnose every socket mount once and exit",
+        description="Exit 0 when every socket mount is live/ok, 1 when any is not, 2 when it could not check.",
+    )
+    check.add_argument("containers", nargs="*", metavar="CONTAINER", help="names or ids (default: all)")
+    check.add_argument("--json", action="store_true", help="print one JSON document (schema 1) on stdout")
+    check.add_argument("--all", action="store_true", help="also list mounts that are not socket-relevant")
+
+
+def run_check(args: argparse.Namespace) -> int:
+    engine = Engine.from_options(host=args.host, context=args.context)
+    report = diagnose(engine, names=args.containers, expected=args.expect)
+    missing = unmatched([c.container for c in report.containers], args.containers)
+    if missing:
+        print(f"socktui: no such container: {', '.join(missing)} (see `docker ps -a`)", file=sys.stderr)
+        return EXIT_CANNOT_CHECK
+    if args.json:
+        sys.stdout.write(to_json(report, include_all=args.all) + "\n")
+    else:
+        sys.stdout.write(to_text(report, include_all=args.all))
+    return EXIT_HEALTHY if report.healthy else EXIT_PROBLEMS
