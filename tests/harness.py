@@ -17,6 +17,7 @@ What it provides:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import re
@@ -51,6 +52,7 @@ ENV_REQUIRE_ENGINE = "SOCKTUI_REQUIRE_ENGINE"
 SUN_PATH_MAX = 107
 
 SOCKSERVER = Path(__file__).resolve().with_name("sockserver.py")
+STATIC_SOURCES = Path(__file__).resolve().with_name("static")
 BUSYBOX = Path("/bin/busybox")
 
 
@@ -90,6 +92,42 @@ def socket_dir(preferred: Path | None = None, room: int = 32) -> Iterator[Path]:
         yield short
     finally:
         shutil.rmtree(short, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- static helpers
+
+
+def build_static(source: Path | str, name: str | None = None) -> Path:
+    """Compile a C program with ``gcc -static`` and return the binary, cached by the source's content.
+
+    The busybox test image has no libc, so programs run inside containers (a server, a client, a hostile helper)
+    must be static. ``source`` is a path, or a bare name of a file in ``tests/static/``. The binary sits in a
+    0755 directory under /tmp so that any uid, and any container it is bind-mounted into, can run it. Raises
+    RuntimeError (never skips) when it cannot be built: CI installs gcc and libc6-dev.
+    """
+    path = Path(source)
+    if not path.is_absolute() and not path.exists():
+        path = STATIC_SOURCES / (path.name if path.suffix == ".c" else f"{path.name}.c")
+    text = path.read_bytes()
+    digest = hashlib.sha256(text).hexdigest()[:16]
+    where = Path(tempfile.gettempdir()) / f"socktui-static-{digest}"
+    binary = where / (name or path.stem)
+    if binary.exists():
+        return binary
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        raise RuntimeError("no C compiler: install gcc and libc6-dev (.ci/run does)")
+    where.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(where, 0o755)
+    partial = where / f".{binary.name}.{os.getpid()}"
+    built = subprocess.run(
+        [gcc, "-static", "-O1", "-Wall", "-o", str(partial), str(path)], capture_output=True, text=True, check=False
+    )
+    if built.returncode != 0:
+        raise RuntimeError(f"gcc -static {path} failed: {built.stderr.strip()[-500:]}")
+    os.chmod(partial, 0o755)
+    os.replace(partial, binary)
+    return binary
 
 
 # --------------------------------------------------------------------------- private dockerd

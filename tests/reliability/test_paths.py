@@ -310,7 +310,7 @@ def test_a_source_under_an_unreadable_directory_is_unknown_with_the_reason(nonro
 WATCH_WITHOUT_INOTIFY = textwrap.dedent(
     """
     import json, os, socket, sys, threading, time
-    from socktui.watch import DirectoryWatcher
+    from socktui.sources.dirs import DirectoryWatcher
     path = os.path.join(sys.argv[1], "app.sock")
     notices, changes = [], []
     watcher = DirectoryWatcher([path], poll_delay_ms=50)

@@ -25,22 +25,18 @@ import watchfiles
 
 from socktui.engine import Endpoint, Engine, EngineError
 from socktui.model import ProbeResult
-from socktui.watch import (
-    DirectoryWatcher,
+from socktui.sources.dirs import DirectoryWatcher, PathChange, nearest_existing, relevant_changes, watch_dirs_for
+from socktui.sources.events import (
     EngineBack,
     EngineEvent,
     EngineEventStream,
     EngineLost,
     EngineState,
-    ListenerExitWatcher,
-    PathChange,
-    Reprober,
     backoff_delays,
-    nearest_existing,
     parse_engine_event,
-    relevant_changes,
-    watch_dirs_for,
 )
+from socktui.sources.exits import ListenerExitWatcher
+from socktui.sources.reprobe import Reprober
 
 TIMEOUT = 10.0  # generous: only ever reached when something is broken
 

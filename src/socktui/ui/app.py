@@ -32,7 +32,10 @@ from .screens import ConnectScreen, FixScreen, HelpScreen
 from .widgets import CHECKING, ContainerList, EventLog, MountInfo, MountTable, describe_mount, verdict_color
 
 if TYPE_CHECKING:
-    from ..watch import DirectoryWatcher, EngineEventStream, ListenerExitWatcher, Reprober
+    from ..sources.dirs import DirectoryWatcher
+    from ..sources.events import EngineEventStream
+    from ..sources.exits import ListenerExitWatcher
+    from ..sources.reprobe import Reprober
 
 RETRY_MAX_SECONDS = 10.0
 
@@ -309,7 +312,10 @@ class SocktuiApp(App[int]):
 
     # ------------------------------------------------------------------ live updates
     def start_live(self, *, engine: bool) -> None:
-        from ..watch import DirectoryWatcher, EngineEventStream, ListenerExitWatcher, Reprober
+        from ..sources.dirs import DirectoryWatcher
+        from ..sources.events import EngineEventStream
+        from ..sources.exits import ListenerExitWatcher
+        from ..sources.reprobe import Reprober
 
         if engine:
             self.live_started = True
@@ -349,7 +355,7 @@ class SocktuiApp(App[int]):
 
     @work(thread=True, group="engine-events", exit_on_error=False)
     def follow_engine(self, stream: EngineEventStream) -> None:
-        from ..watch import EngineBack, EngineLost
+        from ..sources.events import EngineBack, EngineLost
 
         def on_state(state: object) -> None:
             if isinstance(state, EngineLost):

@@ -1,0 +1,371 @@
+"""The directory watcher: the parent directories of the socket sources, through ``watchfiles`` (inotify).
+
+A safety-net rescan underneath catches what inotify cannot report (a socket bound in a directory in the instant
+between its creation and its new watch, a watch gone deaf).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass
+
+import watchfiles
+
+from ..fsview import DIR_SCAN_LIMIT
+
+ADDED = "added"
+MODIFIED = "modified"
+DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class PathChange:
+    """A path of interest changed. ``change`` is "added", "modified" (exists and changed: look again) or "deleted".
+
+    Changes carry no file type (``bind()`` and ``mkdir`` both read as added): re-``lstat`` the path.
+    """
+
+    path: str
+    change: str
+
+
+STEP_MS = 15  # watchfiles reports one to two steps after a change (15-30 ms); each step is a wake-up at rest
+DEBOUNCE_MS = 50  # only caps how long a continuous burst is grouped; a lone change is reported after one quiet step
+RESCAN_MS = 250  # idle wake-up: stat the watched directories, look inside those that changed (a safety net)
+FULL_RESCAN_S = 10.0  # and re-lstat every path of interest this often: a chmod/chown moves no directory mtime
+POLL_DELAY_MS = 250  # when inotify cannot be used
+
+
+def _norm(path: str) -> str:
+    return os.path.normpath(os.path.abspath(path))
+
+
+def _watchable(path: str) -> bool:
+    """A directory inotify can watch: it exists, and we may read it."""
+    return os.path.isdir(path) and os.access(path, os.R_OK | os.X_OK)
+
+
+def nearest_existing(path: str, exists: Callable[[str], bool] = _watchable) -> str:
+    """``path`` itself when ``exists(path)``, else its nearest ancestor that does; ``/`` at worst."""
+    current = path
+    while current != "/" and not exists(current):
+        current = os.path.dirname(current)
+    return current
+
+
+def watch_dirs_for(
+    sockets: Iterable[str], socket_dirs: Iterable[str] = (), exists: Callable[[str], bool] = _watchable
+) -> set[str]:
+    """The directories to watch, non-recursively, to see every change to the paths of interest.
+
+    A socket is seen from its parent directory; a socket directory from its parent (the directory itself coming
+    and going) and from itself (its children). A directory that does not exist (yet) is stood in for by its nearest
+    existing ancestor, because watching a missing path fails. Pure when ``exists`` is.
+    """
+    wanted = {os.path.dirname(_norm(p)) for p in sockets}
+    for directory in socket_dirs:
+        directory = _norm(directory)
+        wanted.add(directory)
+        wanted.add(os.path.dirname(directory))
+    return {nearest_existing(d, exists) for d in wanted}
+
+
+def relevant_changes(
+    raw: Iterable[tuple[int, str]],
+    sockets: Iterable[str],
+    socket_dirs: Iterable[str] = (),
+    exists: Callable[[str], bool] = os.path.lexists,
+) -> list[PathChange]:
+    """Keep the changes to a path of interest or to a direct child of a socket directory; one per path, sorted.
+
+    watchfiles batches are unordered sets, so when one path has several kinds of change in a batch (an unlink and a
+    new bind, say) the verdict is what is there now: "modified" when it exists, "deleted" when it does not.
+    """
+    paths = set(sockets) | set(socket_dirs)
+    dirs = set(socket_dirs)
+    kinds: dict[str, set[str]] = {}
+    for code, path in raw:
+        if path in paths or os.path.dirname(path) in dirs:
+            kinds.setdefault(path, set()).add(watchfiles.Change(code).raw_str())
+    out = []
+    for path, seen in sorted(kinds.items()):
+        change = next(iter(seen)) if len(seen) == 1 else (MODIFIED if exists(path) else DELETED)
+        out.append(PathChange(path, change))
+    return out
+
+
+_State = tuple[int, ...] | None
+
+
+def _path_state(path: str) -> _State:
+    """What a path is right now, for the safety-net rescan: its identity, type, mode and owner; None when missing."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid)
+
+
+def _children_inodes(directory: str) -> dict[str, int | None]:
+    """The direct children of a directory and their inode numbers: one ``getdents``, no ``stat`` per child."""
+    inodes: dict[str, int | None] = {}
+    try:
+        with os.scandir(directory) as entries:
+            for seen, entry in enumerate(entries):
+                if seen >= DIR_SCAN_LIMIT:
+                    break
+                inodes[entry.path] = entry.inode()
+    except OSError:
+        pass
+    return inodes
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.lstat(path).st_ino
+    except OSError:
+        return None
+
+
+def _dir_mark(path: str) -> tuple[int, int, int] | None:
+    """A directory's identity and mtime: an entry added, removed or renamed inside it moves the mtime."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns)
+
+
+def _identities(plan: Mapping[str, tuple[int, int] | None]) -> dict[str, tuple[int, int] | None]:
+    return {d: _dir_id(d) for d in plan}
+
+
+def _dir_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _state_changes(before: Mapping[str, object], after: Mapping[str, object], keys: Iterable[str]) -> list[PathChange]:
+    out = []
+    for path in sorted(keys):
+        old, new = before.get(path), after.get(path)
+        if old == new:
+            continue
+        change = ADDED if old is None else DELETED if new is None else MODIFIED
+        out.append(PathChange(path, change))
+    return out
+
+
+class _Either:
+    """The ``stop_event`` handed to watchfiles: it ends a watch when we stop, or when the interest set changed."""
+
+    def __init__(self, *events: threading.Event) -> None:
+        self._events = events
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self._events)
+
+
+class DirectoryWatcher:
+    """Watch the directories around a set of host paths and report changes to those paths.
+
+    Interest is a set of socket paths plus a set of socket directories (whose direct children matter too). Each is
+    watched through its parent directory (and a socket directory also through itself), non-recursively. When a
+    watched directory disappears, is replaced, or a wanted one appears, the watch set is rebuilt.
+
+    Under the events lies a safety net: every ``rescan_ms`` of quiet the paths of interest are ``lstat``-ed and the
+    socket directories listed, and whatever changed without an event is reported. Events can be missed: a socket
+    bound in a directory in the instant between the directory's creation and its new watch (a systemd
+    ``RuntimeDirectory`` does exactly this), or a watch that went deaf.
+
+    ``set_paths`` may be called from any thread; the watch set follows within one ``step_ms``.
+    """
+
+    def __init__(
+        self,
+        sockets: Iterable[str] = (),
+        socket_dirs: Iterable[str] = (),
+        *,
+        step_ms: int = STEP_MS,
+        debounce_ms: int = DEBOUNCE_MS,
+        rescan_ms: int = RESCAN_MS,
+        poll_delay_ms: int = POLL_DELAY_MS,
+        force_polling: bool = False,
+    ) -> None:
+        self.step_ms = step_ms
+        self.debounce_ms = debounce_ms
+        self.rescan_ms = rescan_ms
+        self.poll_delay_ms = poll_delay_ms
+        self.polling = force_polling
+        self._lock = threading.Lock()
+        self._dirty = threading.Event()
+        self._sockets: frozenset[str] = frozenset()
+        self._socket_dirs: frozenset[str] = frozenset()
+        self._watched: frozenset[str] = frozenset()
+        # What the rescan last saw (owned by the run() thread): paths of interest, and socket directories' children.
+        self._state: dict[str, _State] | None = None
+        self._children: dict[str, dict[str, int | None]] = {}
+        self.set_paths(sockets, socket_dirs)
+
+    def set_paths(self, sockets: Iterable[str], socket_dirs: Iterable[str] = ()) -> None:
+        """Replace the interest set (thread-safe). Paths new to the set are not reported until they change."""
+        with self._lock:
+            self._sockets = frozenset(_norm(p) for p in sockets)
+            self._socket_dirs = frozenset(_norm(p) for p in socket_dirs)
+        self._dirty.set()
+
+    @property
+    def watched(self) -> frozenset[str]:
+        """The directories watched right now."""
+        return self._watched
+
+    def _interest(self) -> tuple[frozenset[str], frozenset[str]]:
+        with self._lock:
+            return self._sockets, self._socket_dirs
+
+    def run(
+        self,
+        on_changes: Callable[[list[PathChange]], None],
+        stop: threading.Event,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> None:
+        """Report changes until ``stop`` is set (it is honoured within one ``step_ms``).
+
+        ``on_notice`` hears about degraded watching (inotify unavailable, so polling). Exceptions from the
+        callbacks end the run.
+        """
+        notice = on_notice or (lambda _message: None)
+        interrupt = _Either(stop, self._dirty)
+        self._state, self._children = None, {}
+        failures = 0
+        while not stop.is_set():
+            self._dirty.clear()
+            sockets, dirs = self._interest()
+            plan = self._plan(sockets, dirs)
+            self._rescan(sockets, dirs, on_changes)
+            self._watched = frozenset(plan)  # published after the baseline: a change from now on will be reported
+            if not plan:
+                while not interrupt.is_set():
+                    stop.wait(self.step_ms / 1000)
+                continue
+            started = False
+            marks = {d: _dir_mark(d) for d in plan}
+            try:
+                with contextlib.closing(self._changes(plan, interrupt)) as batches:
+                    last_rescan = last_full = time.monotonic()
+                    for raw in batches:
+                        started = True
+                        failures = 0
+                        self._report(relevant_changes(raw, sockets, dirs), on_changes)
+                        # Planning looks at every path of interest; an idle tick only needs the watched directories'
+                        # identities (a replaced or vanished one means rebuild; a new one arrives as an event).
+                        if (self._plan(sockets, dirs) if raw else _identities(plan)) != plan:
+                            break
+                        now = time.monotonic()
+                        if now - last_full >= FULL_RESCAN_S:
+                            last_full = last_rescan = now
+                            self._rescan(sockets, dirs, on_changes)
+                            marks = {d: _dir_mark(d) for d in plan}
+                        elif not raw or now - last_rescan >= self.rescan_ms / 1000:
+                            last_rescan = now
+                            fresh = {d: _dir_mark(d) for d in plan}
+                            moved = {d for d, mark in fresh.items() if marks.get(d) != mark}
+                            marks = fresh
+                            if moved:
+                                self._rescan(sockets, dirs, on_changes, within=moved)
+            except FileNotFoundError:
+                stop.wait(self.step_ms / 1000)  # a directory vanished between planning and watching: plan again
+            except (OSError, RuntimeError) as exc:  # WatchfilesRustInternalError is a RuntimeError
+                if not started and not self.polling:
+                    self.polling = True
+                    notice(_polling_notice(exc, self.poll_delay_ms))
+                else:
+                    failures += 1
+                    if failures == 1:
+                        notice(f"file watching failed ({exc}); retrying")
+                    stop.wait(min(self.rescan_ms * failures, 10_000) / 1000)
+
+    def _changes(
+        self, plan: Iterable[str], interrupt: _Either
+    ) -> Generator[set[tuple[watchfiles.Change, str]], None, None]:
+        return watchfiles.watch(
+            *sorted(plan),
+            watch_filter=None,
+            debounce=self.debounce_ms,
+            step=self.step_ms,
+            stop_event=interrupt,
+            rust_timeout=self.rescan_ms,
+            yield_on_timeout=True,
+            debug=False,  # watchfiles would print to the terminal the TUI draws on
+            raise_interrupt=False,
+            force_polling=True if self.polling else None,  # None: watchfiles' own defaults (env, WSL)
+            poll_delay_ms=self.poll_delay_ms,
+            recursive=False,
+            ignore_permission_denied=False,  # True would also hide "watch limit reached"
+        )
+
+    def _report(self, batch: list[PathChange], on_changes: Callable[[list[PathChange]], None]) -> None:
+        if not batch:
+            return
+        for change in batch:  # keep the rescan's picture current, so it reports only what events missed
+            if self._state is not None and change.path in self._state:
+                self._state[change.path] = _path_state(change.path)
+            children = self._children.get(os.path.dirname(change.path))
+            if children is not None:
+                children[change.path] = _inode(change.path)
+        on_changes(batch)
+
+    def _rescan(
+        self,
+        sockets: frozenset[str],
+        dirs: frozenset[str],
+        on_changes: Callable[[list[PathChange]], None],
+        within: set[str] | None = None,
+    ) -> None:
+        """Compare the paths of interest and the socket directories' children with what they were last seen as.
+
+        The safety net under missed events: paths new to the interest set only get a baseline. With ``within``,
+        only the paths in (or being) those watched directories are looked at again.
+        """
+        if within is not None and self._state is not None:
+            sockets = frozenset(p for p in sockets if os.path.dirname(p) in within or p in within)
+            dirs = frozenset(d for d in dirs if d in within or os.path.dirname(d) in within)
+            fresh = dict(self._state)
+            fresh.update({p: _path_state(p) for p in sockets | dirs})
+            children = dict(self._children)
+            children.update({d: _children_inodes(d) for d in dirs})
+        else:
+            fresh = {p: _path_state(p) for p in sockets | dirs}
+            children = {d: _children_inodes(d) for d in dirs}
+        before, self._state = self._state, fresh
+        children_before, self._children = self._children, children
+        missed = {}
+        if before is not None:
+            missed = {c.path: c for c in _state_changes(before, fresh, before.keys() & (sockets | dirs))}
+        for directory in dirs:
+            now_children = self._children.get(directory, {})
+            old = children_before.get(directory)
+            if old is not None:
+                for change in _state_changes(old, now_children, old.keys() | now_children.keys()):
+                    missed.setdefault(change.path, change)
+        if missed:
+            on_changes([missed[p] for p in sorted(missed)])
+
+    def _plan(self, sockets: Iterable[str], dirs: Iterable[str]) -> dict[str, tuple[int, int] | None]:
+        """The directories to watch and the identity of each, so a directory replaced under us is noticed."""
+        return {d: _dir_id(d) for d in watch_dirs_for(sockets, dirs)}
+
+
+def _polling_notice(exc: BaseException, poll_delay_ms: int) -> str:
+    text = str(exc)
+    if "limit" in text.lower() or getattr(exc, "errno", None) == errno.ENOSPC:
+        return f"inotify watch limit reached; polling every {poll_delay_ms} ms"
+    return f"inotify unavailable ({text}); polling every {poll_delay_ms} ms"
