@@ -1,0 +1,340 @@
+"""The kernel's table of unix sockets, per network namespace: who is bound to which file, without connecting.
+
+Netlink ``sock_diag`` (``NETLINK_SOCK_DIAG``, ``SOCK_DIAG_BY_FAMILY`` for ``AF_UNIX``; what ``ss -x`` uses) dumps
+every unix socket of one network namespace in one request, with the bound file's ``(dev, ino)`` (``UDIAG_SHOW_VFS``),
+a listener's accept queue and its maximum (``UDIAG_SHOW_RQLEN``), the bound name, state and type. A host path whose
+``(dev, ino)`` is bound by a listening socket is live, and nobody was connected to for it: a server never sees
+socktui look.
+
+A small reader of our own rather than pyroute2: importing pyroute2's ``DiagSocket`` costs about 300 ms here, as much
+as all of ``socktui check``'s start-up (about 330 ms of imports; see bench/RESULTS.md), for one request and one reply
+format.
+
+Each network namespace needs its own dump. ``setns(CLONE_NEWNET)`` affects only the calling thread, so another
+namespace is entered in a short-lived thread that reads the table and ends; the rest of socktui never moves.
+
+Where the kernel has no ``unix_diag`` (``CONFIG_UNIX_DIAG`` off), ``/proc/<pid>/net/unix`` is read instead: it has
+names, types, states and socket inodes but no file identities and no queue lengths (``source`` says which).
+``SOCKTUI_NO_SOCK_DIAG=1`` forces that fallback (tests use it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import struct
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .linux import CLONE_NEWNET, setns, user_dev
+
+SOURCE_SOCK_DIAG = "sock_diag"
+SOURCE_PROC = "/proc/net/unix"
+FORCE_FALLBACK_ENV = "SOCKTUI_NO_SOCK_DIAG"
+
+# <linux/netlink.h>, <linux/sock_diag.h>, <linux/unix_diag.h>
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST = 0x1
+_NLM_F_DUMP = 0x300
+_NLMSG_ERROR = 2
+_NLMSG_DONE = 3
+_UDIAG_SHOW_NAME = 0x01
+_UDIAG_SHOW_VFS = 0x02
+_UDIAG_SHOW_RQLEN = 0x10
+_UNIX_DIAG_NAME = 0
+_UNIX_DIAG_VFS = 1
+_UNIX_DIAG_RQLEN = 4
+_TCP_LISTEN = 10
+_ALL_STATES = 0xFFFFFFFF
+
+_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+_UNIX_DIAG_REQ = struct.Struct("=BBHIIIII")  # family, protocol, pad, states, ino, show, cookie[2]
+_UNIX_DIAG_MSG = struct.Struct("=BBBBIII")  # family, type, state, pad, ino, cookie[2]
+_RTATTR = struct.Struct("=HH")  # len, type
+_U32_PAIR = struct.Struct("=II")
+
+_TYPE_NAMES = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "dgram", socket.SOCK_SEQPACKET: "seqpacket"}
+_SO_ACCEPTCON = 0x10000  # /proc/net/unix's "listening" flag
+_INO_MASK = 0xFFFFFFFF  # unix_diag_vfs carries the inode as a u32
+
+
+@dataclass(frozen=True)
+class UnixSocket:
+    """One unix socket as the kernel lists it."""
+
+    inode: int  # the socket's own inode, as in /proc/PID/fd -> socket:[inode]
+    type: str  # "stream" | "dgram" | "seqpacket"
+    listening: bool
+    name: str | None  # bound address as the binder spelled it (None unbound, "@..." abstract)
+    file: tuple[int, int] | None  # (st_dev, st_ino) of the bound socket file, in os.stat's encoding
+    queued: int | None  # listeners: connections waiting to be accepted
+    backlog: int | None  # listeners: maximum of the accept queue
+
+    @property
+    def backlog_full(self) -> bool:
+        """A connect would get EAGAIN (or block): the kernel's ``unix_recvq_full`` is ``queued > backlog``."""
+        return self.listening and self.queued is not None and self.backlog is not None and self.queued > self.backlog
+
+
+def same_file(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Whether two ``(st_dev, st_ino)`` name one file, allowing for unix_diag's 32-bit inode field."""
+    return a[0] == b[0] and (a[1] & _INO_MASK) == (b[1] & _INO_MASK)
+
+
+@dataclass(frozen=True)
+class SocketTable:
+    """Every unix socket of one network namespace."""
+
+    netns: int  # inode of the network namespace that was dumped
+    source: str  # "sock_diag" or "/proc/net/unix" (the fallback: no file identities)
+    sockets: tuple[UnixSocket, ...]
+    _by_file: dict[tuple[int, int], tuple[UnixSocket, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        index: dict[tuple[int, int], list[UnixSocket]] = {}
+        for sock in self.sockets:
+            if sock.file is not None:
+                index.setdefault((sock.file[0], sock.file[1] & _INO_MASK), []).append(sock)
+        self._by_file.update({key: tuple(found) for key, found in index.items()})
+
+    @property
+    def has_identities(self) -> bool:
+        return self.source == SOURCE_SOCK_DIAG
+
+    def bound_to(self, file: tuple[int, int]) -> tuple[UnixSocket, ...]:
+        """Every socket bound to the file (a listener, and the connections it accepted, share its address)."""
+        return self._by_file.get((file[0], file[1] & _INO_MASK), ())
+
+    def listener_at(self, file: tuple[int, int]) -> UnixSocket | None:
+        """The listening socket bound to the file; the newest when an older one somehow still holds it."""
+        found = [s for s in self.bound_to(file) if s.listening]
+        return max(found, key=lambda s: s.inode) if found else None
+
+    def named(self, name: str) -> tuple[UnixSocket, ...]:
+        """Sockets bound under this name string: only for the fallback, where there is nothing better."""
+        return tuple(s for s in self.sockets if s.name == name)
+
+
+def read_table(netns_pid: int | None = None) -> SocketTable:
+    """The unix sockets of socktui's own network namespace (``None``) or of ``netns_pid``'s.
+
+    Raises ``OSError`` when the namespace cannot be entered (EPERM as non-root, ESRCH/ENOENT for a gone pid).
+    """
+    if os.environ.get(FORCE_FALLBACK_ENV) or _diag_state == [False]:
+        return _read_proc(netns_pid)
+    try:
+        table = _in_netns(netns_pid) if netns_pid is not None else _table_here()
+    except _NoUnixDiag:
+        _diag_state[:] = [False]
+        return _read_proc(netns_pid)
+    _diag_state[:] = [True]
+    return table
+
+
+def listener_at(file: tuple[int, int], netns_pids: Iterable[int] = ()) -> UnixSocket | None:
+    """The listener bound to ``file`` in the host's namespace or in those of ``netns_pids`` (fixes use this).
+
+    Namespaces that cannot be read are skipped; each namespace is read once however many pids share it.
+    """
+    seen: set[int] = set()
+    tables: list[SocketTable] = []
+    with contextlib.suppress(OSError):
+        tables.append(read_table())
+    for pid in netns_pids:
+        try:
+            ns = os.stat(f"/proc/{pid}/ns/net").st_ino
+        except OSError:
+            continue
+        if ns in seen or any(t.netns == ns for t in tables):
+            continue
+        seen.add(ns)
+        try:
+            tables.append(read_table(pid))
+        except OSError:
+            continue
+    for table in tables:
+        found = table.listener_at(file)
+        if found is not None:
+            return found
+    return None
+
+
+def netns_of(pid: int | None) -> int:
+    """The inode of a pid's network namespace (socktui's own for None); raises OSError for a gone pid."""
+    return _own_netns() if pid is None else os.stat(f"/proc/{pid}/ns/net").st_ino
+
+
+# ---------------------------------------------------------------------- sock_diag
+_diag_state: list[bool] = []  # [available], decided by the first dump
+# ENOENT: no sock_diag handler for AF_UNIX (unix_diag not built); EPROTONOSUPPORT: no NETLINK_SOCK_DIAG at all.
+_NO_DIAG_ERRNOS = (errno.ENOENT, errno.EPROTONOSUPPORT, errno.EOPNOTSUPP)
+
+
+class _NoUnixDiag(Exception):
+    """The kernel cannot dump unix sockets over netlink."""
+
+
+def _table_here() -> SocketTable:
+    return SocketTable(netns=_own_netns(), source=SOURCE_SOCK_DIAG, sockets=_dump())
+
+
+def _own_netns() -> int:
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+def _dump() -> tuple[UnixSocket, ...]:
+    """One ``SOCK_DIAG_BY_FAMILY`` dump of the calling thread's network namespace."""
+    try:
+        nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, _NETLINK_SOCK_DIAG)
+    except OSError as exc:
+        if exc.errno in _NO_DIAG_ERRNOS:
+            raise _NoUnixDiag from exc
+        raise
+    with nl:
+        nl.bind((0, 0))
+        show = _UDIAG_SHOW_NAME | _UDIAG_SHOW_VFS | _UDIAG_SHOW_RQLEN
+        body = _UNIX_DIAG_REQ.pack(socket.AF_UNIX, 0, 0, _ALL_STATES, 0, show, 0xFFFFFFFF, 0xFFFFFFFF)
+        header = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0)
+        nl.sendall(header + body)
+        found: list[UnixSocket] = []
+        while True:
+            data = nl.recv(1 << 16)
+            if not data:
+                raise OSError(errno.EIO, "sock_diag: netlink socket closed mid-dump")
+            offset = 0
+            while offset + _NLMSGHDR.size <= len(data):
+                length, kind, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+                if length < _NLMSGHDR.size:
+                    raise OSError(errno.EIO, "sock_diag: malformed netlink message")
+                payload = data[offset + _NLMSGHDR.size : offset + length]
+                offset += (length + 3) & ~3
+                if kind == _NLMSG_DONE:
+                    return tuple(found)
+                if kind == _NLMSG_ERROR:
+                    (code,) = struct.unpack_from("=i", payload)
+                    if code == 0:
+                        continue
+                    if -code in _NO_DIAG_ERRNOS:
+                        raise _NoUnixDiag
+                    raise OSError(-code, f"sock_diag: {os.strerror(-code)}")
+                if kind == _SOCK_DIAG_BY_FAMILY:
+                    parsed = parse_diag_msg(payload)
+                    if parsed is not None:
+                        found.append(parsed)
+
+
+def parse_diag_msg(payload: bytes) -> UnixSocket | None:
+    """One ``unix_diag_msg`` and its attributes."""
+    if len(payload) < _UNIX_DIAG_MSG.size:
+        return None
+    _family, sock_type, state, _pad, inode, _c0, _c1 = _UNIX_DIAG_MSG.unpack_from(payload)
+    name: str | None = None
+    file: tuple[int, int] | None = None
+    queued = backlog = None
+    offset = _UNIX_DIAG_MSG.size
+    while offset + _RTATTR.size <= len(payload):
+        attr_len, attr_type = _RTATTR.unpack_from(payload, offset)
+        if attr_len < _RTATTR.size:
+            break
+        value = payload[offset + _RTATTR.size : offset + attr_len]
+        offset += (attr_len + 3) & ~3
+        if attr_type == _UNIX_DIAG_NAME:
+            name = _name(value)
+        elif attr_type == _UNIX_DIAG_VFS and len(value) >= _U32_PAIR.size:
+            ino, kdev = _U32_PAIR.unpack_from(value)
+            file = (user_dev(kdev), ino)
+        elif attr_type == _UNIX_DIAG_RQLEN and len(value) >= _U32_PAIR.size:
+            queued, backlog = _U32_PAIR.unpack_from(value)
+    listening = state == _TCP_LISTEN
+    if not listening:
+        queued = backlog = None  # for other sockets these are bytes in flight, not an accept queue
+    return UnixSocket(
+        inode=inode,
+        type=_TYPE_NAMES.get(sock_type, str(sock_type)),
+        listening=listening,
+        name=name,
+        file=file,
+        queued=queued,
+        backlog=backlog,
+    )
+
+
+def _name(raw: bytes) -> str | None:
+    if not raw:
+        return None
+    if raw[:1] == b"\0":
+        return "@" + os.fsdecode(raw[1:])
+    return os.fsdecode(raw.split(b"\0", 1)[0])
+
+
+def _in_netns(pid: int) -> SocketTable:
+    """Dump ``pid``'s network namespace from a thread of its own, which alone enters it and then ends."""
+    outcome: list[SocketTable | BaseException] = []
+
+    def dump_there() -> None:
+        try:
+            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                netns = os.fstat(fd).st_ino
+                if netns != _own_netns():
+                    setns(fd, CLONE_NEWNET)
+            finally:
+                os.close(fd)
+            outcome.append(SocketTable(netns=netns, source=SOURCE_SOCK_DIAG, sockets=_dump()))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=dump_there, name=f"socktui-netns-{pid}", daemon=True)
+    thread.start()
+    thread.join()
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+# ---------------------------------------------------------------------- /proc/net/unix fallback
+def _read_proc(netns_pid: int | None) -> SocketTable:
+    where = "self" if netns_pid is None else str(netns_pid)
+    netns = netns_of(netns_pid)
+    with open(f"/proc/{where}/net/unix", "rb") as fh:
+        text = fh.read()
+    return SocketTable(netns=netns, source=SOURCE_PROC, sockets=parse_proc_net_unix(text))
+
+
+_PROC_TYPES = {"0001": "stream", "0002": "dgram", "0005": "seqpacket"}
+
+
+def parse_proc_net_unix(text: bytes) -> tuple[UnixSocket, ...]:
+    """The body of ``/proc/net/unix``. A name holding a newline cannot be told apart there: such lines are cut."""
+    found = []
+    for line in text.split(b"\n")[1:]:
+        fields = line.split(None, 7)
+        if len(fields) < 7:
+            continue
+        try:
+            flags = int(fields[3], 16)
+            inode = int(fields[6])
+        except ValueError:
+            continue
+        name = None
+        if len(fields) == 8:
+            name = os.fsdecode(fields[7])
+        found.append(
+            UnixSocket(
+                inode=inode,
+                type=_PROC_TYPES.get(fields[4].decode("ascii", "replace"), fields[4].decode("ascii", "replace")),
+                listening=bool(flags & _SO_ACCEPTCON),
+                name=name,
+                file=None,
+                queued=None,
+                backlog=None,
+            )
+        )
+    return tuple(found)
