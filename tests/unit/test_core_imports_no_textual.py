@@ -30,6 +30,9 @@ CORE = [
     "socktui.cli.check",
     "socktui.cli.main",
     "socktui.linux",
+    "socktui.demo.daemon",
+    "socktui.demo.image",
+    "socktui.demo.servers",
 ]
 
 PROGRAM = """
