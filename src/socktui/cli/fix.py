@@ -9,7 +9,7 @@ import sys
 from .. import audit
 from ..diagnose import diagnose
 from ..engine import Engine
-from ..fixes import DEFAULT_WAIT_SECONDS, FixResult, apply_plan, plan_fix, render_plan
+from ..fixes import DEFAULT_WAIT_SECONDS, FixResult, Status, apply_plan, plan_fix, render_plan
 from ..model import ContainerReport, MountReport
 from ..report import printable
 
@@ -69,7 +69,7 @@ def _print_result(result: FixResult) -> None:
         mark = "done" if step.ok else "STOP"
         print(f"  [{mark}] {printable(step.message)}")
     print(f"{result.status}: {printable(result.message)}")
-    if result.plan.advice and result.status == "applied":
+    if result.plan.advice and result.status is Status.APPLIED:
         print(result.plan.advice)
 
 
@@ -108,7 +108,7 @@ def run_fix(args: argparse.Namespace) -> int:
     plan = plan_fix(args.fix_id, report, mount, check.containers, wait_seconds=args.wait)
     print(render_plan(plan))
     if plan.refusal:
-        _warn(audit.record(FixResult(plan, "refused", plan.refusal)))
+        _warn(audit.record(FixResult(plan, Status.REFUSED, plan.refusal)))
         print(f"refused: {plan.refusal}", file=sys.stderr)
         return EXIT_REFUSED
     if not plan.changes:
@@ -123,12 +123,12 @@ def run_fix(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     if not args.yes:
         if not sys.stdin.isatty():
-            result = FixResult(plan, "refused", "not confirmed: stdin is not a terminal; pass --yes to apply")
+            result = FixResult(plan, Status.REFUSED, "not confirmed: stdin is not a terminal; pass --yes to apply")
             _warn(audit.record(result))
             print(f"refused: {result.message}", file=sys.stderr)
             return EXIT_REFUSED
         if not _confirm("Apply this fix?"):
-            result = FixResult(plan, "refused", "not confirmed by the user")
+            result = FixResult(plan, Status.REFUSED, "not confirmed by the user")
             _warn(audit.record(result))
             print("nothing was changed")
             return EXIT_REFUSED

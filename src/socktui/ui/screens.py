@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from ..fixes import ContainerActions, FixResult, Plan, StepResult, apply_plan, render_plan
+from ..fixes import ContainerActions, FixResult, Plan, Status, StepResult, apply_plan, render_plan
 from ..model import ProbeResult, Verdict
 from .commands import COMMANDS, NAVIGATION_HELP
 
@@ -127,7 +127,7 @@ class FixScreen(ModalScreen[FixResult | None]):
             return
         if self.read_only:
             self.notify("Read-only mode: no change was made.", severity="warning")
-            self.dismiss(FixResult(plan, "refused", "read-only mode: no change was made"))
+            self.dismiss(FixResult(plan, Status.REFUSED, "read-only mode: no change was made"))
             return
         self.stage = "running"
         self.query_one("#fix-hint", Static).update("Running… Esc cancels a wait (steps already done stay done).")

@@ -1,0 +1,160 @@
+"""Fixes: what each verdict offers, the exact plan, and applying it safely.
+
+Each fix is one class (``fixes/shadow.py``, ``stale.py``, ``restart.py``, ``advice.py``) registered once in
+``FIXES`` below; everything else here is derived from that list. Safety comes from construction, not care at call
+sites:
+- every step that touches the filesystem acts through a directory fd on the *host* parent and names one entry in it
+  (``rmdir``/``unlink`` with ``dir_fd``), after an ``fstatat`` without following symlinks shows the very
+  (device, inode) that was diagnosed; paths reached through a container's view are never acted on;
+- ``rmdir`` removes only an empty directory (the kernel refuses otherwise), never a tree;
+- a stale socket is unlinked only if a fresh connect is still refused;
+- a container is (re)started only when the socket it mounts exists, since starting a ``-v`` mount of a missing path
+  would make Docker create the directory all over again;
+- read-only mode refuses before anything is looked at twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+from ..model import ContainerReport, FixOffer, MountReport, MountSpec, Role, Verdict
+from .advice import GroupAdd, MountParentDir, StartServerFirst, UseMountFlag
+from .base import (
+    CONTAINER_TIMEOUT_SECONDS,
+    DEFAULT_WAIT_SECONDS,
+    ContainerActions,
+    Fix,
+    FixResult,
+    Plan,
+    Refused,
+    Status,
+    Step,
+    StepKind,
+    StepResult,
+    recreate_advice,
+    socket_accepts,
+)
+from .restart import RestartContainer
+from .shadow import RemoveShadowDir
+from .stale import RemoveStaleSocket
+
+__all__ = [
+    "CATALOGUE",
+    "CONTAINER_TIMEOUT_SECONDS",
+    "DEFAULT_WAIT_SECONDS",
+    "FIXES",
+    "ContainerActions",
+    "Fix",
+    "FixResult",
+    "Plan",
+    "Refused",
+    "Status",
+    "Step",
+    "StepKind",
+    "StepResult",
+    "advice_for",
+    "apply_plan",
+    "fix_for",
+    "offers",
+    "plan_fix",
+    "recreate_advice",
+    "render_plan",
+    "socket_accepts",
+]
+
+# Every fix, once. The order is the order they are offered in: those that change something first, then advice.
+FIXES: tuple[Fix, ...] = (
+    RemoveShadowDir(),
+    RemoveStaleSocket(),
+    RestartContainer(),
+    MountParentDir(),
+    StartServerFirst(),
+    UseMountFlag(),
+    GroupAdd(),
+)
+_BY_ID = {f.id: f for f in FIXES}
+CATALOGUE: dict[str, FixOffer] = {f.id: f.offer for f in FIXES}
+
+REMOVE_SHADOW_DIR = CATALOGUE["remove-shadow-dir"]
+REMOVE_STALE_SOCKET = CATALOGUE["remove-stale-socket"]
+RESTART_CONTAINER = CATALOGUE["restart-container"]
+MOUNT_PARENT_DIR = CATALOGUE["mount-parent-dir"]
+USE_MOUNT_FLAG = CATALOGUE["use-mount-flag"]
+GROUP_ADD = CATALOGUE["group-add"]
+START_SERVER_FIRST = CATALOGUE["start-server-first"]
+
+
+def fix_for(fix_id: str) -> Fix | None:
+    return _BY_ID.get(fix_id)
+
+
+def offers(verdict: Verdict | None, mount: MountSpec, role: Role) -> tuple[FixOffer, ...]:
+    """Fixes that apply to a mount in this state, the ones that change something first."""
+    applying = [f for f in FIXES if f.applies(verdict, mount, role)]
+    return tuple(f.offer for f in sorted(applying, key=lambda f: not f.changes))
+
+
+def plan_fix(
+    fix_id: str,
+    report: ContainerReport,
+    mount: MountReport,
+    everyone: Sequence[ContainerReport] = (),
+    wait_seconds: float = DEFAULT_WAIT_SECONDS,
+) -> Plan:
+    fix = fix_for(fix_id)
+    container = report.container
+    if fix is None:
+        known = ", ".join(CATALOGUE)
+        return Plan(FixOffer(fix_id, fix_id, False), container, mount.mount, refusal=f"no fix {fix_id!r} ({known})")
+    if fix.offer not in mount.fixes:
+        offered = ", ".join(f.id for f in mount.fixes) or "none"
+        return Plan(
+            fix.offer,
+            container,
+            mount.mount,
+            refusal=f"{fix_id} does not apply to a {mount.verdict or 'healthy'} mount (offered: {offered})",
+        )
+    return fix.plan(report, mount, list(everyone) or [report], wait_seconds)
+
+
+def advice_for(fix_id: str, report: ContainerReport, mount: MountReport) -> str:
+    """The ready-to-copy snippet for an advice fix, with this mount's real paths and gid."""
+    fix = fix_for(fix_id)
+    return fix.advice(report, mount) if fix is not None else ""
+
+
+def render_plan(plan: Plan) -> str:
+    lines = [
+        f"{plan.fix.id}: {plan.fix.title}",
+        f"  for {plan.container.name}: {plan.mount.source} -> {plan.mount.destination}",
+    ]
+    if plan.refusal:
+        lines.append(f"  cannot plan: {plan.refusal}")
+        return "\n".join(lines)
+    if plan.steps:
+        lines.append("  steps:")
+        lines += [f"    {i}. {s.describe}" for i, s in enumerate(plan.steps, 1)]
+        lines.append("  re-checked at the moment each step acts:")
+        lines += [f"    - {p}" for p in plan.preconditions]
+    else:
+        lines.append("  changes nothing; copy this:")
+    if plan.advice:
+        lines += ["    " + line for line in plan.advice.splitlines()]
+    return "\n".join(lines)
+
+
+def apply_plan(
+    plan: Plan,
+    engine: ContainerActions,
+    *,
+    read_only: bool = False,
+    wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    cancel: threading.Event | None = None,
+    progress: Callable[[StepResult], None] | None = None,
+) -> FixResult:
+    """Carry out a plan with the fix that made it, re-checking each step's preconditions at the moment it acts."""
+    fix = fix_for(plan.fix.id)
+    if fix is None:
+        return FixResult(plan, Status.REFUSED, plan.refusal or f"no fix {plan.fix.id!r}")
+    return fix.apply(plan, engine, read_only=read_only, wait_seconds=wait_seconds, cancel=cancel, progress=progress)

@@ -1,0 +1,91 @@
+"""Fixes that change nothing: each prints a ready-to-copy ``docker run`` / compose snippet with the real values."""
+
+from __future__ import annotations
+
+import posixpath
+
+from ..model import ContainerReport, MountReport, MountSpec, Role, Verdict
+from .base import Fix, q
+
+
+def container_dir_for(mount: MountSpec) -> str:
+    dst_dir = posixpath.dirname(mount.destination.rstrip("/")) or "/"
+    if dst_dir in ("/", "/run", "/var/run", "/tmp", "/var", "/etc", "/usr"):
+        # Mounting over a system directory would hide the image's own files: use a dedicated one inside it.
+        return posixpath.join(dst_dir, posixpath.basename(posixpath.dirname(mount.source)) or "sockets")
+    return dst_dir
+
+
+def _uses_v(mount: MountSpec) -> bool:
+    return mount.from_binds is not False
+
+
+class MountParentDir(Fix):
+    id = "mount-parent-dir"
+    title = "Mount the socket's directory instead of the file"
+    verdicts = frozenset({Verdict.DETACHED})
+    roles = frozenset({Role.SOCKET})
+
+    def advice(self, report: ContainerReport, mount: MountReport) -> str:
+        m, c = mount.mount, report.container
+        src, dst = m.source, m.destination
+        src_dir = posixpath.dirname(src.rstrip("/")) or "/"
+        dst_dir = container_dir_for(m)
+        new_path = posixpath.join(dst_dir, posixpath.basename(src))
+        return (
+            f"# mount the directory, so a restarted server's new socket is seen at once\n"
+            f"docker run -v {q(src_dir)}:{q(dst_dir)} ...   # instead of -v {q(src)}:{q(dst)}\n"
+            f"# compose:\n    volumes:\n      - {src_dir}:{dst_dir}\n"
+            f"# then point the client at {new_path} inside {c.name}"
+        )
+
+
+class StartServerFirst(Fix):
+    id = "start-server-first"
+    title = "Start the server before the container"
+    verdicts = frozenset({Verdict.SHADOWED, Verdict.STALE, Verdict.MISSING})
+
+    def advice(self, report: ContainerReport, mount: MountReport) -> str:
+        src, name = mount.mount.source, report.container.name
+        return (
+            f"# start the server that creates {src} before {name}, then:\n"
+            f"docker start {q(name)}\n"
+            f"# compose: make {name}'s service depend on the server being healthy:\n"
+            "    depends_on:\n      server:\n        condition: service_healthy\n"
+            f"# with a healthcheck on the server such as: test -S {q(src)}"
+        )
+
+
+class UseMountFlag(Fix):
+    id = "use-mount-flag"
+    title = "Use --mount so a missing socket is an error, not a directory"
+    verdicts = frozenset({Verdict.SHADOWED, Verdict.MISSING})
+
+    def applies(self, verdict: Verdict | None, mount: MountSpec, role: Role) -> bool:
+        if not _uses_v(mount):
+            return False
+        if verdict is Verdict.MISSING:
+            return role is Role.SOCKET
+        return super().applies(verdict, mount, role)
+
+    def advice(self, report: ContainerReport, mount: MountReport) -> str:
+        src, dst = mount.mount.source, mount.mount.destination
+        return (
+            "# a missing socket becomes an error instead of a directory\n"
+            f"docker run --mount type=bind,src={q(src)},dst={q(dst)} ...\n"
+            "# compose:\n    volumes:\n      - type: bind\n"
+            f"        source: {src}\n        target: {dst}\n        bind:\n          create_host_path: false"
+        )
+
+
+class GroupAdd(Fix):
+    id = "group-add"
+    title = "Give the container the socket's group (--group-add)"
+    verdicts = frozenset({Verdict.DENIED})
+
+    def advice(self, report: ContainerReport, mount: MountReport) -> str:
+        gid = mount.host.gid if mount.host is not None else 0
+        return (
+            f"# let {report.container.name}'s user connect: give it the socket's group (gid {gid})\n"
+            f'docker run --group-add {gid} ...\n# compose:\n    group_add:\n      - "{gid}"'
+        )

@@ -1,0 +1,277 @@
+"""What every fix is made of: the ``Fix`` base class, its plan (``Step``, ``Plan``) and its outcome (``FixResult``).
+
+A fix is one class (see ``fixes/__init__.py`` for the registry): its id and title, whether it changes anything,
+whether the containers keep running while it acts, which verdicts and roles it applies to, how it plans, the advice
+it prints, and how each of its steps is carried out. ``Fix.apply`` runs a plan the same way for every fix: a
+preflight that may refuse before anything changes, then each step re-checking what it acts on, and ``undo`` when a
+step fails after others changed something.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shlex
+import stat
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar, Protocol
+
+from ..fsview import kind_of_mode
+from ..model import ContainerReport, ContainerSpec, FixOffer, MountReport, MountSpec, PathStat, Role, Verdict
+from ..probe import probe_fd
+
+DEFAULT_WAIT_SECONDS = 30.0
+CONTAINER_TIMEOUT_SECONDS = 10
+
+
+class StepKind(StrEnum):
+    """What one step does. The values are what the audit log and ``Step.op`` comparisons use."""
+
+    STOP_CONTAINER = "stop-container"
+    RMDIR = "rmdir"
+    UNLINK_SOCKET = "unlink-socket"
+    WAIT_FOR_SOCKET = "wait-for-socket"
+    START_CONTAINER = "start-container"
+    RESTART_CONTAINER = "restart-container"
+
+
+class Status(StrEnum):
+    """How an attempt ended."""
+
+    APPLIED = "applied"
+    REFUSED = "refused"  # nothing was changed
+    FAILED = "failed"  # something was changed before a step failed
+    NOTHING_TO_DO = "nothing-to-do"  # an advice fix: it changes nothing
+
+
+@dataclass(frozen=True)
+class Step:
+    """One operation on a named path or container. ``expect`` is the object the step may act on, as diagnosed."""
+
+    op: StepKind
+    target: str
+    describe: str
+    container_id: str | None = None
+    expect: PathStat | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    fix: FixOffer
+    container: ContainerSpec
+    mount: MountSpec
+    steps: tuple[Step, ...] = ()
+    preconditions: tuple[str, ...] = ()
+    advice: str = ""  # the ready-to-copy command or snippet (for advice) or the follow-up
+    refusal: str | None = None  # set when the fix cannot be planned safely at all
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.steps)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: Step
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class FixResult:
+    plan: Plan
+    status: Status
+    message: str
+    steps: tuple[StepResult, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (Status.APPLIED, Status.NOTHING_TO_DO)
+
+
+class Refused(Exception):
+    """A precondition no longer holds: nothing more is done. ``step`` is the step it was checked for, if any."""
+
+    def __init__(self, message: str, step: Step | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+class ContainerActions(Protocol):
+    """What applying needs from the engine; ``socktui.engine.Engine`` provides it."""
+
+    def stop(self, container_id: str, timeout: int = CONTAINER_TIMEOUT_SECONDS) -> None: ...
+    def start(self, container_id: str) -> None: ...
+    def restart(self, container_id: str, timeout: int = CONTAINER_TIMEOUT_SECONDS) -> None: ...
+
+
+def q(word: str) -> str:
+    """One shell word."""
+    return shlex.quote(word)
+
+
+def describe_mode(mode: int) -> str:
+    return kind_of_mode(mode).words
+
+
+def sharing(source: str, reports: Sequence[ContainerReport]) -> list[ContainerSpec]:
+    """Every container with a mount of ``source``: all of them hold the shadow directory."""
+    norm = posixpath.normpath(source)
+    return [r.container for r in reports if any(posixpath.normpath(m.source) == norm for m in r.container.mounts)]
+
+
+def recreate_advice(container: ContainerSpec) -> str:
+    """How to recreate a container, which is what Docker needs after it mounted a shadow directory."""
+    project = container.label("com.docker.compose.project")
+    service = container.label("com.docker.compose.service")
+    if project and service:
+        workdir = container.label("com.docker.compose.project.working_dir")
+        where = f"cd {q(workdir)} && " if workdir else ""
+        return f"{where}docker compose -p {q(project)} up -d --force-recreate {q(service)}"
+    return f"docker rm {q(container.name)}, then run it again with the same docker run command"
+
+
+def socket_accepts(path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode) and probe_fd(fd).ok
+    finally:
+        os.close(fd)
+
+
+class Run:
+    """One attempt at applying a plan: what it may use, and what it has done so far."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        engine: ContainerActions,
+        wait_seconds: float,
+        cancel: threading.Event,
+        progress: Callable[[StepResult], None] | None,
+    ) -> None:
+        self.plan = plan
+        self.engine = engine
+        self.wait_seconds = wait_seconds
+        self.cancel = cancel
+        self.progress = progress
+        self.done: list[StepResult] = []
+        self.stopped: list[Step] = []
+
+    def record(self, result: StepResult) -> None:
+        self.done.append(result)
+        if self.progress:
+            self.progress(result)
+
+    def result(self, status: Status, message: str) -> FixResult:
+        return FixResult(self.plan, status, message, tuple(self.done))
+
+
+class Fix:
+    """One fix. Subclasses set the class attributes and override what they do differently."""
+
+    id: ClassVar[str]
+    title: ClassVar[str]
+    changes: ClassVar[bool] = False  # False: advice only, never touches anything
+    keeps_running: ClassVar[bool] = True  # False when it stops or restarts containers
+    verdicts: ClassVar[frozenset[Verdict]] = frozenset()
+    roles: ClassVar[frozenset[Role]] = frozenset({Role.SOCKET, Role.SOCKET_DIR})
+
+    @property
+    def offer(self) -> FixOffer:
+        return FixOffer(self.id, self.title, self.changes)
+
+    def applies(self, verdict: Verdict | None, mount: MountSpec, role: Role) -> bool:
+        return verdict in self.verdicts and role in self.roles
+
+    # ------------------------------------------------------------------ planning
+    def plan(self, report: ContainerReport, mount: MountReport, everyone: list[ContainerReport], wait: float) -> Plan:
+        """The exact plan. The default is an advice plan: no steps, the snippet to copy."""
+        return Plan(self.offer, report.container, mount.mount, advice=self.advice(report, mount))
+
+    def advice(self, report: ContainerReport, mount: MountReport) -> str:
+        """The ready-to-copy snippet, with this mount's real paths and gid; empty for fixes that act."""
+        return ""
+
+    # ------------------------------------------------------------------ applying
+    def apply(
+        self,
+        plan: Plan,
+        engine: ContainerActions,
+        *,
+        read_only: bool = False,
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        cancel: threading.Event | None = None,
+        progress: Callable[[StepResult], None] | None = None,
+    ) -> FixResult:
+        """Carry out a plan, re-checking each step's preconditions at the moment it acts."""
+        if plan.refusal:
+            return FixResult(plan, Status.REFUSED, plan.refusal)
+        if not plan.changes:
+            first = (plan.advice.splitlines() or [""])[0]
+            return FixResult(plan, Status.NOTHING_TO_DO, "this fix changes nothing: " + first)
+        if read_only:
+            return FixResult(
+                plan, Status.REFUSED, "read-only mode: no change was made (run without --read-only to fix)"
+            )
+        run = Run(plan, engine, wait_seconds, cancel or threading.Event(), progress)
+        try:
+            self.preflight(run)
+        except Refused as exc:
+            if exc.step is not None:
+                run.record(StepResult(exc.step, False, str(exc)))
+            return self._finish(run, Status.REFUSED, str(exc))
+        for step in plan.steps:
+            try:
+                if run.cancel.is_set():
+                    raise Refused("cancelled")
+                message = self.act(step, run)
+            except Refused as exc:
+                run.record(StepResult(step, False, str(exc)))
+                return self._finish(run, Status.FAILED if any(r.ok for r in run.done) else Status.REFUSED, str(exc))
+            except Exception as exc:  # engine errors and the like: report, stop, keep what was done
+                run.record(StepResult(step, False, f"{step.describe} failed: {exc}"))
+                return self._finish(run, Status.FAILED, f"{step.describe} failed: {exc}")
+            run.record(StepResult(step, True, message))
+        return run.result(Status.APPLIED, "every step done")
+
+    def _finish(self, run: Run, status: Status, message: str) -> FixResult:
+        self.undo(run)
+        return run.result(status, message)
+
+    def preflight(self, run: Run) -> None:
+        """Checked before any step, so a doomed fix changes nothing: raise ``Refused`` (its step is recorded)."""
+
+    def undo(self, run: Run) -> None:
+        """After a failed or refused step: put back what can be put back (started containers again, ...)."""
+
+    def act(self, step: Step, run: Run) -> str:
+        """Carry out one step; return what was done, raise ``Refused`` when its precondition no longer holds."""
+        if step.op is StepKind.STOP_CONTAINER:
+            assert step.container_id is not None
+            run.engine.stop(step.container_id, timeout=CONTAINER_TIMEOUT_SECONDS)
+            run.stopped.append(step)
+            return f"stopped {step.target}"
+        raise Refused(f"unknown step {step.op}")
+
+
+def wait_for_socket(step: Step, wait: float, cancel: threading.Event) -> str:
+    deadline = time.monotonic() + wait
+    while True:
+        if socket_accepts(step.target):
+            return f"a server is listening at {step.target}"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise Refused(
+                f"no server bound {step.target} within {wait:.0f} s; the containers were left stopped so that "
+                "Docker does not create the directory again"
+            )
+        if cancel.wait(min(0.05, remaining)):
+            raise Refused("cancelled while waiting for the server")
