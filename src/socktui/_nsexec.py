@@ -55,6 +55,11 @@ def _what(mode: int) -> str:
     return "something else"
 
 
+def _bare(kind: str) -> str:
+    """'a socket' -> 'socket'."""
+    return kind.split(" ", 1)[-1]
+
+
 def _identity(st: os.stat_result) -> list[int]:
     return [st.st_dev, st.st_ino]
 
@@ -88,16 +93,20 @@ class Namespace:
         except FileNotFoundError as exc:
             raise Refusal(f"nothing is at {self.destination} inside the container any more") from exc
         except OSError as exc:
-            raise Refusal(f"cannot open {self.destination} inside the container: {linux.errno_name(exc.errno)}") from exc
+            raise Refusal(
+                f"cannot open {self.destination} inside the container: {linux.errno_name(exc.errno)}"
+            ) from exc
         st = os.fstat(fd)
         if stat.S_ISLNK(st.st_mode):
             raise Refusal(f"a symlink stands at {self.destination} inside the container: left alone")
         if _what(st.st_mode) != want_kind:
-            raise Refusal(f"{self.destination} inside the container is {_what(st.st_mode)}, not {want_kind}: left alone")
+            raise Refusal(
+                f"{self.destination} inside the container is {_what(st.st_mode)}, not {want_kind}: left alone"
+            )
         if _identity(st) != expect:
             raise Refusal(
                 f"{self.destination} inside the container is inode {st.st_ino} on device {st.st_dev}, not the "
-                f"{want_kind} diagnosed (inode {expect[1]}): left alone"
+                f"{_bare(want_kind)} diagnosed (inode {expect[1]}): left alone"
             )
         if not self.is_mount(fd):
             raise Refusal(f"{self.destination} inside the container is not a mount: left alone")
@@ -142,7 +151,8 @@ def _clone(fd: int) -> int:
 def reattach(request: dict[str, Any]) -> tuple[str, list[int] | None]:
     ns = Namespace(request)
     want, tree = list(request["want"]), int(request["tree"])
-    stale = ns.mounted(list(request["expect"]), "a socket")
+    kind = _what(os.fstat(tree).st_mode)  # a socket, or the directory of a socket-dir mount
+    stale = ns.mounted(list(request["expect"]), kind)
     try:
         spare = _clone(stale)
     except OSError as exc:
@@ -154,16 +164,20 @@ def reattach(request: dict[str, Any]) -> tuple[str, list[int] | None]:
     try:
         point = ns.open_entry()
         st = os.fstat(point)
-        if stat.S_ISLNK(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        if stat.S_ISLNK(st.st_mode) or stat.S_ISDIR(st.st_mode) != (kind == "a directory"):
             raise OSError(0, f"the mount point under it is {_what(st.st_mode)}")
+        if ns.is_mount(point):
+            raise OSError(0, "another mount lies under it")
         ns.move_onto(tree, point)
     except OSError as exc:
         why = exc.strerror if exc.errno == 0 else linux.errno_name(exc.errno)
-        raise Broken(_put_back(ns, spare, f"moving the host's socket onto {ns.destination} failed ({why})")) from exc
+        raise Broken(
+            _put_back(ns, spare, f"moving the host's {_bare(kind)} onto {ns.destination} failed ({why})")
+        ) from exc
     seen = ns.seen()
     if seen != want:
-        raise Broken(f"after the move {ns.destination} inside the container is {seen}, not the host's socket {want}")
-    return f"{ns.destination} inside the container is now the host's socket (inode {want[1]})", seen
+        raise Broken(f"after the move {ns.destination} inside the container is {seen}, not the host's {want}")
+    return f"{ns.destination} inside the container is now the host's {_bare(kind)} (inode {want[1]})", seen
 
 
 def _put_back(ns: Namespace, spare: int, what: str) -> str:

@@ -97,16 +97,19 @@ def _unsupported(call: str, exc: OSError) -> str:
 # Live repairs, through the helper
 
 
-def open_socket(path: str, expect: tuple[int, int] | None = None) -> int:
-    """An ``O_PATH`` descriptor of the host socket at ``path`` (never through a final symlink)."""
+def open_socket(path: str, expect: tuple[int, int] | None = None, *, directory: bool = False) -> int:
+    """An ``O_PATH`` descriptor of the host socket (or, with ``directory``, the directory) at ``path``, never
+    through a final symlink."""
     try:
         fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         raise RepairRefused(f"cannot open {path}: {linux.errno_name(exc.errno)}") from exc
     st = os.fstat(fd)
-    if not stat.S_ISSOCK(st.st_mode):
+    if not (stat.S_ISDIR(st.st_mode) if directory else stat.S_ISSOCK(st.st_mode)):
         os.close(fd)
-        raise RepairRefused(f"{path} is {_what(st.st_mode)} on the host, not a socket")
+        raise RepairRefused(
+            f"{path} is {_what(st.st_mode)} on the host, not {'a directory' if directory else 'a socket'}"
+        )
     if expect is not None and (st.st_dev, st.st_ino) != expect:
         os.close(fd)
         raise RepairRefused(f"{path} changed on the host: it is now inode {st.st_ino}, not {expect[1]}")
@@ -117,6 +120,7 @@ def reattach(pid: int, destination: str, source_fd: int, expect_old: tuple[int, 
     """Put the host socket ``source_fd`` names at ``destination`` in the running container ``pid``.
 
     Only when the container still sees the stale ``expect_old`` (device, inode) there, as a mount, not a symlink.
+    ``source_fd`` may also be a directory: a socket-dir mount whose directory was re-created on the host.
     """
     return _live("reattach", pid, destination, source_fd, expect_old)
 
@@ -132,15 +136,14 @@ def replace_shadow_mountpoint(pid: int, destination: str, socket_fd: int, expect
 
 def _live(op: str, pid: int, destination: str, source_fd: int, expect: tuple[int, int]) -> Repaired:
     source = os.fstat(source_fd)
-    if not stat.S_ISSOCK(source.st_mode):
+    wanted = stat.S_ISSOCK(source.st_mode) or (op == "reattach" and stat.S_ISDIR(source.st_mode))
+    if not wanted:
         raise RepairRefused(f"the host side is {_what(source.st_mode)}, not a socket")
     want = (source.st_dev, source.st_ino)
     fds: list[int] = []
     try:
         try:
-            tree = linux.open_tree(
-                source_fd, "", linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC | linux.AT_EMPTY_PATH
-            )
+            tree = linux.open_tree(source_fd, "", linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC | linux.AT_EMPTY_PATH)
         except OSError as exc:
             raise RepairRefused(_unsupported("open_tree", exc)) from exc
         fds.append(tree)
@@ -464,7 +467,6 @@ def repair_upper_dir(upper_dir: str, lower_dirs: Sequence[str], destination: str
     finally:
         for fd in layers:
             os.close(fd)
-
 
 
 def _what(mode: int) -> str:
