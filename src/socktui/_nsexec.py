@@ -225,7 +225,8 @@ def replace_shadow(request: dict[str, Any]) -> tuple[str, list[int] | None]:
             dir_fd=ns.parent,
         )
     except OSError as exc:
-        raise Broken(_restore_dir(ns, spare, f"creating the mount-point file failed ({linux.errno_name(exc.errno)})"))
+        why = f"creating the mount-point file failed ({linux.errno_name(exc.errno)})"
+        raise Broken(_restore_dir(ns, spare, why)) from exc
     try:
         ns.move_onto(tree, point)
     except OSError as exc:

@@ -33,6 +33,8 @@ CORE = [
     "socktui.demo.daemon",
     "socktui.demo.image",
     "socktui.demo.servers",
+    "socktui.remount",
+    "socktui._nsexec",
 ]
 
 PROGRAM = """
