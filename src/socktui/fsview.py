@@ -14,30 +14,13 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .hostpath import kind_of_mode as kind_of_mode  # defined there; re-exported for callers of fsview
 from .linux import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, errno_name, openat2
 from .model import Kind, PathStat
 from .roles import looks_like_socket
 
 # How many entries of a directory we look at before giving up on listing it (a bind of /home must stay cheap).
 DIR_SCAN_LIMIT = 4096
-
-
-def kind_of_mode(mode: int) -> Kind:
-    if stat.S_ISSOCK(mode):
-        return Kind.SOCKET
-    if stat.S_ISDIR(mode):
-        return Kind.DIRECTORY
-    if stat.S_ISREG(mode):
-        return Kind.FILE
-    if stat.S_ISLNK(mode):
-        return Kind.SYMLINK
-    if stat.S_ISFIFO(mode):
-        return Kind.FIFO
-    if stat.S_ISCHR(mode):
-        return Kind.CHAR_DEVICE
-    if stat.S_ISBLK(mode):
-        return Kind.BLOCK_DEVICE
-    return Kind.ERROR
 
 
 def path_stat_from(path: str, st: os.stat_result, *, entries: int | None = None, target: str | None = None) -> PathStat:

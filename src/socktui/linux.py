@@ -51,11 +51,15 @@ CLONE_NEWNET = 0x40000000
 RENAME_NOREPLACE = 0x1
 RENAME_EXCHANGE = 0x2
 
+STATX_MNT_ID = 0x1000
+STATX_ATTR_MOUNT_ROOT = 0x2000
+
 
 class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
+_OPEN_HOW_SIZE = ctypes.sizeof(_OpenHow)
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
@@ -82,11 +86,18 @@ def _check(result: int, what: str | bytes) -> int:
     return int(result)
 
 
+_HOWS: dict[tuple[int, int, int], tuple[_OpenHow, object]] = {}
+
+
 def openat2(dirfd: int, path: str | bytes, flags: int, resolve: int, mode: int = 0) -> int:
     """``openat2(2)``: open ``path`` relative to ``dirfd`` under the ``RESOLVE_*`` rules."""
-    how = _OpenHow(flags=flags, mode=mode, resolve=resolve)
+    key = (flags, mode, resolve)
+    cached = _HOWS.get(key)
+    if cached is None:  # one open_how per combination: a look calls this for every path, so keep it cheap
+        how = _OpenHow(flags=flags, mode=mode, resolve=resolve)
+        cached = _HOWS[key] = (how, ctypes.byref(how))
     encoded = _encode(path)
-    fd = _syscall(SYS_OPENAT2, ctypes.c_int(dirfd), ctypes.c_char_p(encoded), ctypes.byref(how), ctypes.sizeof(how))
+    fd = _syscall(SYS_OPENAT2, dirfd, encoded, cached[1], _OPEN_HOW_SIZE)
     return _check(fd, encoded)
 
 
@@ -95,6 +106,71 @@ def renameat2(olddirfd: int, oldname: str | bytes, newdirfd: int, newname: str |
     old, new = _encode(oldname), _encode(newname)
     result = _libc.renameat2(ctypes.c_int(olddirfd), old, ctypes.c_int(newdirfd), new, ctypes.c_uint(flags))
     _check(result, old)
+
+
+class Statx:
+    """The few ``statx(2)`` fields that ``os.stat`` lacks: which mount an object is on, and whether it is a mount's
+    root (a mount point, seen from above)."""
+
+    __slots__ = ("mnt_id", "mount_root", "dev", "ino")
+
+    def __init__(self, mnt_id: int | None, mount_root: bool | None, dev: int, ino: int) -> None:
+        self.mnt_id = mnt_id  # None when the kernel does not say (before Linux 5.8)
+        self.mount_root = mount_root  # None when the kernel does not say
+        self.dev = dev
+        self.ino = ino
+
+
+class _StatxTimestamp(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_int64), ("tv_nsec", ctypes.c_uint32), ("reserved", ctypes.c_int32)]
+
+
+class _Statx(ctypes.Structure):
+    _fields_ = [
+        ("stx_mask", ctypes.c_uint32),
+        ("stx_blksize", ctypes.c_uint32),
+        ("stx_attributes", ctypes.c_uint64),
+        ("stx_nlink", ctypes.c_uint32),
+        ("stx_uid", ctypes.c_uint32),
+        ("stx_gid", ctypes.c_uint32),
+        ("stx_mode", ctypes.c_uint16),
+        ("spare0", ctypes.c_uint16),
+        ("stx_ino", ctypes.c_uint64),
+        ("stx_size", ctypes.c_uint64),
+        ("stx_blocks", ctypes.c_uint64),
+        ("stx_attributes_mask", ctypes.c_uint64),
+        ("stx_atime", _StatxTimestamp),
+        ("stx_btime", _StatxTimestamp),
+        ("stx_ctime", _StatxTimestamp),
+        ("stx_mtime", _StatxTimestamp),
+        ("stx_rdev_major", ctypes.c_uint32),
+        ("stx_rdev_minor", ctypes.c_uint32),
+        ("stx_dev_major", ctypes.c_uint32),
+        ("stx_dev_minor", ctypes.c_uint32),
+        ("stx_mnt_id", ctypes.c_uint64),
+        ("spare", ctypes.c_uint64 * 13),
+    ]
+
+
+def statx(dirfd: int, path: str | bytes, flags: int = AT_SYMLINK_NOFOLLOW) -> Statx:
+    """``statx(2)`` with ``STATX_MNT_ID``; ``path`` "" with ``AT_EMPTY_PATH`` in ``flags`` looks at ``dirfd``."""
+    encoded = os.fsencode(path)
+    if b"\0" in encoded:
+        raise OSError(errno.EINVAL, "path contains a NUL byte", os.fsdecode(encoded))
+    buf = _Statx()
+    result = _libc.statx(
+        ctypes.c_int(dirfd),
+        ctypes.c_char_p(encoded),
+        ctypes.c_int(flags),
+        ctypes.c_uint(STATX_MNT_ID),
+        ctypes.byref(buf),
+    )
+    _check(result, encoded)
+    mnt_id = int(buf.stx_mnt_id) if buf.stx_mask & STATX_MNT_ID else None
+    mount_root = (
+        bool(buf.stx_attributes & STATX_ATTR_MOUNT_ROOT) if buf.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT else None
+    )
+    return Statx(mnt_id, mount_root, os.makedev(buf.stx_dev_major, buf.stx_dev_minor), int(buf.stx_ino))
 
 
 def open_tree(dirfd: int, path: str | bytes, flags: int) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar, Protocol
 
-from ..fsview import kind_of_mode
+from ..hostpath import kind_of_mode
 from ..model import ContainerReport, ContainerSpec, FixOffer, MountReport, MountSpec, PathStat, Role, Verdict
 from ..probe import probe_fd
 
