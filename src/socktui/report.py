@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .model import CheckReport, ContainerReport, Listener, MountReport, Role, SocketReport
@@ -71,7 +72,13 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
-def to_text(report: CheckReport, include_all: bool = False, width: int = 80) -> str:
+def to_text(
+    report: CheckReport,
+    include_all: bool = False,
+    width: int = 80,
+    explain: Callable[[ContainerReport, MountReport], Iterable[str]] | None = None,
+) -> str:
+    """The 80-column report. ``explain`` adds lines after each mount (``check --explain``: its plumbing picture)."""
     engine = report.engine
     where = "local" if engine.local else "remote"
     lines = [f"engine {engine.endpoint} ({where}, Docker {engine.version or '?'})"]
@@ -116,6 +123,8 @@ def to_text(report: CheckReport, include_all: bool = False, width: int = 80) -> 
                             printable(s.reason), width=width, initial_indent=" " * 15, subsequent_indent=" " * 15
                         )
                     )
+            if explain is not None:
+                lines.extend(explain(c, m))
             if m.fixes:
                 lines.append(" " * 13 + "fixes: " + ", ".join(f.id for f in m.fixes))
     return "\n".join(lines) + "\n"

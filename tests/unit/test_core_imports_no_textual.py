@@ -30,6 +30,7 @@ CORE = [
     "socktui.cli.check",
     "socktui.cli.main",
     "socktui.linux",
+    "socktui.explain",
     "socktui.demo.daemon",
     "socktui.demo.image",
     "socktui.demo.servers",

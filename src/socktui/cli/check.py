@@ -7,6 +7,7 @@ import sys
 
 from ..diagnose import diagnose, unmatched
 from ..engine import Engine
+from ..explain import charset_for, text_explainer
 from ..report import to_json, to_text
 
 EXIT_HEALTHY = 0
@@ -24,7 +25,11 @@ def add_check_parser(
         description="Exit 0 when every socket mount is live/ok, 1 when any is not, 2 when it could not check.",
     )
     check.add_argument("containers", nargs="*", metavar="CONTAINER", help="names or ids (default: all)")
-    check.add_argument("--json", action="store_true", help="print one JSON document (schema 1) on stdout")
+    output = check.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON document (schema 1) on stdout")
+    output.add_argument(
+        "--explain", action="store_true", help="draw each socket mount's plumbing, with the broken link marked"
+    )
     check.add_argument("--all", action="store_true", help="also list mounts that are not socket-relevant")
 
 
@@ -38,5 +43,6 @@ def run_check(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(to_json(report, include_all=args.all) + "\n")
     else:
-        sys.stdout.write(to_text(report, include_all=args.all))
+        explain = text_explainer(charset_for(sys.stdout.encoding)) if args.explain else None
+        sys.stdout.write(to_text(report, include_all=args.all, explain=explain))
     return EXIT_HEALTHY if report.healthy else EXIT_PROBLEMS

@@ -282,7 +282,7 @@ class SocktuiApp(App[int]):
             return
         report, mount = picked
         last = self.last_tests.get((report.container.id, mount.mount.destination))
-        info.show(describe_mount(self, mount, last))
+        info.show(describe_mount(self, mount, last, container=report.container))
 
     @on(DataTable.RowHighlighted, "#containers")
     def container_highlighted(self, event: DataTable.RowHighlighted) -> None:

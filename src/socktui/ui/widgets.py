@@ -11,8 +11,9 @@ from textual.app import App
 from textual.binding import Binding
 from textual.widgets import DataTable, RichLog, Static
 
-from ..model import ContainerReport, Kind, MountReport, PathStat, ProbeResult, Verdict
+from ..model import ContainerReport, ContainerSpec, Kind, MountReport, PathStat, ProbeResult, Verdict
 from ..report import printable
+from .picture import plumbing_text
 
 _FALLBACK = {
     "error": "#e0475b",
@@ -196,10 +197,16 @@ def _probe_line(label: str, probe: ProbeResult | None) -> str:
     return f"{label}: {probe.errno} ({probe.detail})"
 
 
-def describe_mount(app: App[Any], m: MountReport, last_test: str | None = None) -> Text:
+def describe_mount(
+    app: App[Any], m: MountReport, last_test: str | None = None, container: ContainerSpec | None = None
+) -> Text:
     text = Text()
     text.append_text(verdict_text(app, m.verdict, width=0) if m.relevant else Text(m.role.value, style="dim"))
     text.append(f"   {m.role.value}  {m.mount.type} {'rw' if m.mount.rw else 'ro'}\n")
+    if m.relevant:
+        clock = lambda t: time.strftime("%H:%M:%S", time.localtime(t))  # noqa: E731 - this module's clock
+        text.append_text(plumbing_text(app, m, container, clock=clock))
+        text.append("\n")
     text.append(f"{printable(m.mount.source)}\n  → {printable(m.mount.destination)}\n", style="bold")
     if m.reason:
         text.append(printable(m.reason) + "\n")
