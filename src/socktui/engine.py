@@ -6,13 +6,14 @@ One ``GET /containers/json?all=1`` returns every container with its mounts; only
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
 import posixpath
 import socket
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -22,11 +23,15 @@ from urllib.parse import quote, urlparse
 import docker
 import docker.errors
 import docker.utils
-from docker.context import ContextAPI
+import docker.tls
 
-from .model import ContainerSpec, EngineInfo, MountSpec
+from .model import ContainerSpec, EngineInfo, MountSpec, Product
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+DOCKER_SOCKET_PATH = "/var/run/docker.sock"
+ROOTFUL_PODMAN_SOCKET = "/run/podman/podman.sock"
+DEFAULT_TCP_PORT = 2375  # the docker CLI's default for tcp://host, with or without TLS
+MINIMUM_API_VERSION = "1.24"  # docker-py's own minimum; below it docker-py refuses every call
 INSPECT_CONCURRENCY = 8
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
@@ -36,6 +41,7 @@ class Endpoint:
     url: str
     source: str  # which rule chose it: "--host", "--context NAME", "DOCKER_HOST", ...
     tls: Any = None
+    context: str | None = None  # the docker context it came from, when one did
 
     @property
     def local(self) -> bool:
@@ -61,44 +67,209 @@ class EngineError(Exception):
         return f"cannot reach the engine at {self.endpoint}: {self.problem}\n{self.advice}"
 
 
+class EndpointError(EngineError):
+    """The endpoint could not even be chosen: a malformed address, a context that does not exist, -H with --context."""
+
+    def __str__(self) -> str:
+        return f"{self.problem}\n{self.advice}"
+
+
+def parse_host(value: str, option: str) -> str:
+    """An engine address as the docker CLI reads ``-H``, normalised (``tcp://host`` gets port 2375).
+
+    Anything the CLI would reject, and a trailing slash or a bare path (which the CLI silently turns into nonsense
+    such as ``tcp://localhost:2375/var/run/docker.sock``), raises :class:`EndpointError` with a sentence saying what
+    to write instead.
+    """
+    text = value.strip()
+
+    def bad(problem: str, advice: str) -> EndpointError:
+        return EndpointError(f"{option} {value!r}", f"{option} {value!r}: {problem}", advice)
+
+    if not text:
+        raise bad("is empty", "Give an address such as unix:///var/run/docker.sock or tcp://HOST:2375.")
+    if "://" not in text:
+        if text.startswith(("/", ".")):
+            raise bad("is a path, not an engine address", f"Write it as unix://{text}.")
+        text = "tcp://" + text  # the docker CLI reads a bare host[:port] as tcp
+    scheme, _, rest = text.partition("://")
+    scheme = scheme.lower()
+    if scheme == "unix":
+        path = rest or DOCKER_SOCKET_PATH
+        if not path.startswith("/"):
+            raise bad("names a relative socket path", f"Write the absolute path: unix://{os.path.abspath(path)}.")
+        if len(path) > 1 and path.endswith("/"):
+            raise bad(
+                "ends with a slash, which names a directory, never a socket",
+                f"Write it without the slash: unix://{path.rstrip('/')}.",
+            )
+        return f"unix://{path}"
+    if scheme in ("tcp", "http", "https", "ssh"):
+        parsed = urlparse(f"{scheme}://{rest}")
+        if parsed.path or parsed.query or parsed.fragment or text.endswith("?"):
+            fixed = f"{scheme}://{parsed.netloc}"
+            what = "ends with a slash" if parsed.path == "/" and not parsed.query else "has a path or query"
+            raise bad(f"{what}: an engine address is only a host and a port", f"Write it as {fixed}.")
+        try:
+            port = parsed.port
+        except ValueError:
+            raise bad("has a port that is not a number from 1 to 65535", "Write it as SCHEME://HOST:PORT.") from None
+        host = parsed.hostname
+        if not host:
+            raise bad("has no host name", f"Write it as {scheme}://HOST" + (":2375." if scheme == "tcp" else "."))
+        if port == 0:
+            raise bad("has port 0", "Write it as SCHEME://HOST:PORT with a real port.")
+        if scheme == "ssh":
+            return text
+        netloc = parsed.netloc if port is not None else f"{parsed.netloc}:{DEFAULT_TCP_PORT}"
+        return f"{scheme}://{netloc}"
+    if scheme in ("npipe", "fd"):
+        raise bad(f"{scheme}:// endpoints do not exist on Linux", "Use unix://PATH, tcp://HOST:PORT or ssh://HOST.")
+    raise bad(
+        f"{scheme}:// is not an engine address scheme", "Use unix://PATH, tcp://HOST:PORT or ssh://[USER@]HOST."
+    )
+
+
+def docker_config_dir(env: Mapping[str, str]) -> str:
+    """Where the docker CLI keeps config.json and contexts: ``$DOCKER_CONFIG``, else ``$HOME/.docker``."""
+    if env.get("DOCKER_CONFIG"):
+        return env["DOCKER_CONFIG"]
+    return os.path.join(env.get("HOME") or os.path.expanduser("~"), ".docker")
+
+
+def _current_context(config_dir: str) -> str | None:
+    path = os.path.join(config_dir, "config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise EndpointError(
+            path, f"cannot read {path}: {exc}", "Fix or remove the file (the docker CLI cannot read it either)."
+        ) from exc
+    current = config.get("currentContext") if isinstance(config, dict) else None
+    return str(current) if current else None
+
+
 def resolve_endpoint(
-    host: str | None = None, context: str | None = None, environ: Mapping[str, str] | None = None
+    host: str | None = None,
+    context: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    docker_socket: str = DOCKER_SOCKET_PATH,
+    podman_sockets: Sequence[str] | None = None,
 ) -> Endpoint:
-    """Pick the endpoint the way the docker CLI does.
+    """Pick the endpoint the way the docker CLI does, then Podman's clients when nothing names one.
 
     ``--context``, then ``--host``, then ``DOCKER_HOST``, then ``DOCKER_CONTEXT``, then the config's
-    ``currentContext``, then the default socket.
+    ``currentContext``; with none of them, Docker's socket, and when it is absent Podman's: ``CONTAINER_HOST``,
+    ``/run/podman/podman.sock``, ``$XDG_RUNTIME_DIR/podman/podman.sock``. Contexts are read from
+    ``$DOCKER_CONFIG`` (or ``~/.docker``) whether or not a config.json exists, as the CLI reads them.
     """
     env = os.environ if environ is None else environ
+    config_dir = docker_config_dir(env)
+    if context and host:
+        raise EndpointError(
+            "--context and --host",
+            "--context and --host (-H) cannot be used together",
+            "Give one of them (the docker CLI refuses both too: conflicting options).",
+        )
     if context:
-        return _from_context(context, f"--context {context}")
+        return _from_context(context, f"--context {context}", config_dir, env, docker_socket, podman_sockets)
     if host:
-        return Endpoint(url=host, source="--host")
+        return Endpoint(url=parse_host(host, "--host"), source="--host")
     if env.get("DOCKER_HOST"):
         tls = None
         if env.get("DOCKER_TLS_VERIFY") or env.get("DOCKER_CERT_PATH"):
             tls = docker.utils.kwargs_from_env(environment=dict(env)).get("tls")
-        return Endpoint(url=env["DOCKER_HOST"], source="DOCKER_HOST", tls=tls)
+        return Endpoint(url=parse_host(env["DOCKER_HOST"], "DOCKER_HOST"), source="DOCKER_HOST", tls=tls)
     if env.get("DOCKER_CONTEXT"):
         name = env["DOCKER_CONTEXT"]
-        return _from_context(name, f"DOCKER_CONTEXT={name}")
-    try:
-        kwargs = ContextAPI.kwargs_from_context(environment={})
-    except docker.errors.DockerException:
-        kwargs = {}
-    if kwargs.get("base_url") and kwargs["base_url"] not in (DEFAULT_SOCKET, "http+" + DEFAULT_SOCKET):
-        return Endpoint(url=kwargs["base_url"], source="current context", tls=kwargs.get("tls"))
-    return Endpoint(url=DEFAULT_SOCKET, source="default socket")
+        return _from_context(name, f"DOCKER_CONTEXT={name}", config_dir, env, docker_socket, podman_sockets)
+    current = _current_context(config_dir)
+    if current:
+        where = os.path.join(config_dir, "config.json")
+        return _from_context(
+            current, f"currentContext in {where}", config_dir, env, docker_socket, podman_sockets, current=True
+        )
+    return _unnamed(env, docker_socket, podman_sockets)
 
 
-def _from_context(name: str, source: str) -> Endpoint:
+def podman_socket_candidates(env: Mapping[str, str]) -> list[str]:
+    """Podman's own clients look here, rootful first."""
+    candidates = [ROOTFUL_PODMAN_SOCKET]
+    if env.get("XDG_RUNTIME_DIR"):
+        candidates.append(os.path.join(env["XDG_RUNTIME_DIR"], "podman", "podman.sock"))
+    return candidates
+
+
+def _unnamed(env: Mapping[str, str], docker_socket: str, podman_sockets: Sequence[str] | None) -> Endpoint:
+    """Nothing named an endpoint: Docker's socket when it exists, else where Podman's clients look."""
+    if os.path.lexists(docker_socket):
+        return Endpoint(url=f"unix://{docker_socket}", source="default socket")
+    absent = f"no Docker socket at {docker_socket}"
+    if env.get("CONTAINER_HOST"):
+        return Endpoint(url=parse_host(env["CONTAINER_HOST"], "CONTAINER_HOST"), source=f"CONTAINER_HOST ({absent})")
+    for path in podman_socket_candidates(env) if podman_sockets is None else podman_sockets:
+        if os.path.lexists(path):
+            return Endpoint(url=f"unix://{path}", source=f"Podman's socket ({absent})")
+    return Endpoint(url=f"unix://{docker_socket}", source="default socket")
+
+
+def _from_context(
+    name: str,
+    source: str,
+    config_dir: str,
+    env: Mapping[str, str],
+    docker_socket: str,
+    podman_sockets: Sequence[str] | None,
+    *,
+    current: bool = False,
+) -> Endpoint:
+    """A context from the CLI's store: ``contexts/meta/<sha256 of the name>/meta.json`` under the config dir."""
+    if name == "default":
+        # The CLI's built-in context: whatever the defaults give, no file behind it.
+        return replace(_unnamed(env, docker_socket, podman_sockets), context="default")
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    meta_path = os.path.join(config_dir, "contexts", "meta", digest, "meta.json")
     try:
-        kwargs = ContextAPI.kwargs_from_context(name=name, environment={})
-    except docker.errors.DockerException as exc:
-        raise EngineError(source, f"cannot read docker context {name!r}: {exc}", "Check `docker context ls`.") from exc
-    if not kwargs.get("base_url"):
-        raise EngineError(source, f"docker context {name!r} not found", "Check `docker context ls`.")
-    return Endpoint(url=kwargs["base_url"], source=source, tls=kwargs.get("tls"))
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        if current:
+            problem = f'the current docker context "{name}" ({source}) does not exist'
+            advice = (
+                f"Create it (docker context create {name} --docker host=...), choose another with "
+                "`docker context use NAME`, or remove currentContext from the config."
+            )
+        else:
+            problem = f'docker context "{name}" ({source}) does not exist (looked in {os.path.dirname(meta_path)})'
+            advice = "See `docker context ls` for the contexts there are."
+        raise EndpointError(source, problem, advice) from None
+    except (OSError, ValueError) as exc:
+        raise EndpointError(source, f'cannot read docker context "{name}" ({meta_path}): {exc}', "") from exc
+    endpoint = ((meta.get("Endpoints") or {}) if isinstance(meta, dict) else {}).get("docker") or {}
+    url = str(endpoint.get("Host") or "")
+    if not url:
+        raise EndpointError(source, f'docker context "{name}" has no docker endpoint', "Check `docker context ls`.")
+    parsed = parse_host(url, f'context "{name}"')
+    tls_dir = os.path.join(config_dir, "contexts", "tls", digest, "docker")
+    return Endpoint(url=parsed, source=source, tls=_context_tls(tls_dir, endpoint), context=name)
+
+
+def _context_tls(tls_dir: str, endpoint: Mapping[str, Any]) -> Any:
+    files = {n: os.path.join(tls_dir, f"{n}.pem") for n in ("ca", "cert", "key")}
+    present = {n: p for n, p in files.items() if os.path.exists(p)}
+    skip_verify = bool(endpoint.get("SkipTLSVerify"))
+    if not present and not skip_verify:
+        return None
+    client_cert = (present["cert"], present["key"]) if "cert" in present and "key" in present else None
+    return docker.tls.TLSConfig(client_cert=client_cert, ca_cert=present.get("ca"), verify=not skip_verify)
+
+
+def _looks_like_podman(endpoint: Endpoint) -> bool:
+    return "podman" in endpoint.url or endpoint.source.startswith(("CONTAINER_HOST", "Podman"))
 
 
 def _advice_for(endpoint: Endpoint, exc: BaseException) -> tuple[str, str]:
@@ -111,10 +282,18 @@ def _advice_for(endpoint: Endpoint, exc: BaseException) -> tuple[str, str]:
             "again), or run socktui with sudo.",
         )
     if "No such file" in text or "FileNotFoundError" in text or "ConnectionRefused" in text or "refused" in text:
+        if _looks_like_podman(endpoint):
+            start = "Start Podman's API service (sudo systemctl start podman.socket, or systemctl --user for rootless)"
+        elif endpoint.source == "default socket":
+            start = (
+                "Start the daemon (sudo systemctl start docker; for Podman: sudo systemctl start podman.socket, "
+                "which socktui finds by itself)"
+            )
+        else:
+            start = "Start the daemon (sudo systemctl start docker)"
         return (
             "nothing is listening there",
-            "Start the daemon (sudo systemctl start docker), or point socktui at the right engine with --host, "
-            "--context or DOCKER_HOST.",
+            f"{start}, or point socktui at the right engine with --host, --context or DOCKER_HOST.",
         )
     if "API versions below" in text or "InvalidVersion" in type(exc).__name__:
         return (
@@ -200,6 +379,7 @@ def container_from_inspect(raw: Mapping[str, Any]) -> ContainerSpec:
         labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
         pid=pid or None,
         started_at=_parse_time(state.get("StartedAt")),
+        created_at=_parse_time(str(raw.get("Created") or "")),
         user=str(config.get("User") or ""),
         group_add=tuple(str(g) for g in host_config.get("GroupAdd") or ()),
         inspected=True,
@@ -259,6 +439,32 @@ class _LeanInspector:
         return payload
 
 
+def product_of(version: Mapping[str, Any]) -> Product:
+    """Podman's Docker-compatible ``/version`` names a "Podman Engine" component; Docker's names "Engine"."""
+    names = " ".join(str(c.get("Name") or "") for c in version.get("Components") or () if isinstance(c, Mapping))
+    platform = str((version.get("Platform") or {}).get("Name") or "") if isinstance(version.get("Platform"), dict) else ""
+    return Product.PODMAN if "podman" in f"{names} {platform}".lower() else Product.DOCKER
+
+
+def info_from_version(version: Mapping[str, Any], endpoint: Endpoint, api_version: str = "") -> EngineInfo:
+    """Everything socktui needs to know about the engine, from its ``/version`` alone."""
+    components = [c for c in version.get("Components") or () if isinstance(c, Mapping)]
+    platform = version.get("Platform")
+    platform = platform if isinstance(platform, Mapping) else {}
+    return EngineInfo(
+        endpoint=endpoint.url,
+        local=endpoint.local,
+        version=str(version.get("Version", "")),
+        api_version=api_version or str(version.get("ApiVersion") or ""),
+        # Rootless dockerd runs under rootlesskit and lists it among its components.
+        rootless=any("rootlesskit" in str(c.get("Name") or "").lower() for c in components),
+        desktop="Docker Desktop" in str(platform.get("Name") or ""),
+        product=product_of(version),
+        context=endpoint.context,
+        source=endpoint.source,
+    )
+
+
 class Engine:
     """A connection to one engine. Thread-safe for the calls socktui makes (docker-py pools connections)."""
 
@@ -280,34 +486,50 @@ class Engine:
     @property
     def client(self) -> docker.APIClient:
         if self._client is None:
-            try:
-                # version=None negotiates: engines have raised and lowered their minimum API version.
-                self._client = docker.APIClient(
-                    base_url=self.endpoint.url,
-                    version=None,
-                    timeout=self.timeout,
-                    tls=self.endpoint.tls or False,
-                )
-            except docker.errors.DockerException as exc:
-                raise self._fail(exc) from exc
+            self._connect()
+        assert self._client is not None
         return self._client
+
+    def _connect(self) -> None:
+        """Open the client and ask ``/version`` once: the API version to speak, and what the engine is.
+
+        docker-py's own negotiation (``version=None``) would ask ``/version`` for the API version alone, and the
+        product and its version would then need a second ``/version`` and an ``/info``: on Podman each takes 0.3 to
+        0.8 s. Engines have raised and lowered their minimum API version, so the engine's own ``ApiVersion`` is used.
+        """
+        url = self.endpoint.url
+        try:
+            client = docker.APIClient(
+                base_url=url,
+                version=MINIMUM_API_VERSION,  # a placeholder: replaced by the engine's own below, no request made
+                timeout=self.timeout,
+                tls=self.endpoint.tls or False,
+                # The system ssh, as the docker CLI uses, with the user's ssh config and agent (and no paramiko).
+                use_ssh_client=url.startswith("ssh://"),
+            )
+        except (docker.errors.DockerException, ValueError) as exc:
+            raise self._fail(exc) from exc
+        try:
+            payload = client.version(api_version=False)
+            api_version = str(payload.get("ApiVersion") or "")
+            if not api_version:
+                raise docker.errors.DockerException("the engine's /version names no ApiVersion")
+            if docker.utils.version_lt(api_version, MINIMUM_API_VERSION):
+                raise docker.errors.InvalidVersion(
+                    f"API versions below {MINIMUM_API_VERSION} are no longer supported by this library."
+                )
+        except (docker.errors.DockerException, OSError, ValueError) as exc:
+            client.close()
+            raise self._fail(exc) from exc
+        # docker-py keeps the version it speaks here; setting it is what version=None would do after its own request.
+        client._version = api_version  # type: ignore[attr-defined]
+        self._client = client
+        self._info = info_from_version(payload, self.endpoint, api_version)
 
     def info(self) -> EngineInfo:
         if self._info is None:
-            try:
-                version = self.client.version()
-                info = self.client.info()
-            except (docker.errors.DockerException, OSError) as exc:
-                raise self._fail(exc) from exc
-            security = " ".join(info.get("SecurityOptions") or [])
-            self._info = EngineInfo(
-                endpoint=self.endpoint.url,
-                local=self.endpoint.local,
-                version=str(version.get("Version", "")),
-                api_version=str(self.client.api_version),
-                rootless="rootless" in security,
-                desktop="Docker Desktop" in str(info.get("OperatingSystem", "")),
-            )
+            self._connect()
+        assert self._info is not None
         return self._info
 
     def reset(self) -> None:

@@ -86,6 +86,23 @@ _KIND_WORDS = {
 }
 
 
+class Product(StrEnum):
+    """Which engine answers: they share an API but not every rule (Podman never creates a bind source at start)."""
+
+    DOCKER = "docker"
+    PODMAN = "podman"
+
+    @property
+    def display(self) -> str:
+        """The product's name in a sentence: 'Docker', 'Podman'."""
+        return "Podman" if self is Product.PODMAN else "Docker"
+
+    @property
+    def cli(self) -> str:
+        """The command line program users type for it."""
+        return "podman" if self is Product.PODMAN else "docker"
+
+
 @dataclass(frozen=True)
 class EngineInfo:
     endpoint: str
@@ -94,6 +111,9 @@ class EngineInfo:
     api_version: str = ""
     rootless: bool = False
     desktop: bool = False  # Docker Desktop: sources may live only inside its VM
+    product: Product = Product.DOCKER
+    context: str | None = None  # the docker context the endpoint came from, when one did
+    source: str = ""  # which rule chose the endpoint: "--host", "DOCKER_HOST", "CONTAINER_HOST", ...
 
 
 @dataclass(frozen=True)
@@ -120,6 +140,7 @@ class ContainerSpec:
     labels: tuple[tuple[str, str], ...] = ()
     pid: int | None = None
     started_at: float | None = None  # epoch seconds, from State.StartedAt
+    created_at: float | None = None  # epoch seconds, from Created (Podman makes missing bind sources then)
     user: str = ""  # Config.User as given: "", "1000", "1000:1000", "app", "app:docker"
     group_add: tuple[str, ...] = ()
     inspected: bool = False

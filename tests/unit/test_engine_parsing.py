@@ -1,132 +1,22 @@
-"""Finding the engine the way the docker CLI does, and turning API payloads into specs (no daemon needed)."""
+"""Turning API payloads into specs (no daemon needed). Choosing the endpoint is tested in test_endpoints.py."""
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import docker.utils.config
 import pytest
-from docker.context import ContextAPI
 
 from socktui.engine import (
-    DEFAULT_SOCKET,
     Endpoint,
-    EngineError,
     _parse_time,
     container_from_inspect,
     container_from_list,
     merge_inspect,
     mount_from_api,
-    resolve_endpoint,
 )
 from socktui.model import MountSpec
-
-REMOTE = "tcp://10.1.2.3:2376"
-ROOTLESS = "unix:///run/user/1000/docker.sock"
-
-
-@pytest.fixture
-def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private DOCKER_CONFIG with two contexts, ``remote`` and ``rootless``; HOME points away from the real one."""
-    config = tmp_path / "docker-config"
-    config.mkdir()
-    # docker-py only honours DOCKER_CONFIG when config.json exists there (it then keeps contexts next to it).
-    (config / "config.json").write_text("{}")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("DOCKER_CONFIG", str(config))
-    for name in ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
-        monkeypatch.delenv(name, raising=False)
-    ContextAPI.create_context("remote", host=REMOTE)
-    ContextAPI.create_context("rootless", host=ROOTLESS)
-    yield config
-
-
-def set_current_context(config: Path, name: str) -> None:
-    (config / "config.json").write_text(json.dumps({"currentContext": name}))
-
-
-def test_docker_py_reads_docker_config(docker_config: Path) -> None:
-    assert docker.utils.config.find_config_file() == str(docker_config / "config.json")
-    assert (docker_config / "contexts" / "meta").is_dir()
-    names = {c.Name for c in ContextAPI.contexts()}
-    assert {"default", "remote", "rootless"} <= names
-    set_current_context(docker_config, "rootless")
-    assert ContextAPI.get_current_context().Name == "rootless"
-
-
-def test_context_option_wins_over_everything(docker_config: Path) -> None:
-    set_current_context(docker_config, "rootless")
-    env = {"DOCKER_HOST": "unix:///env.sock", "DOCKER_CONTEXT": "rootless"}
-    ep = resolve_endpoint(host="unix:///flag.sock", context="remote", environ=env)
-    assert ep.source == "--context remote"
-    assert "10.1.2.3:2376" in ep.url
-    assert not ep.local
-
-
-def test_host_option_wins_over_environment_and_config(docker_config: Path) -> None:
-    set_current_context(docker_config, "remote")
-    env = {"DOCKER_HOST": "unix:///env.sock", "DOCKER_CONTEXT": "remote"}
-    ep = resolve_endpoint(host="unix:///flag.sock", environ=env)
-    assert (ep.url, ep.source) == ("unix:///flag.sock", "--host")
-
-
-def test_docker_host_wins_over_docker_context_and_config(docker_config: Path) -> None:
-    set_current_context(docker_config, "remote")
-    ep = resolve_endpoint(environ={"DOCKER_HOST": "unix:///env.sock", "DOCKER_CONTEXT": "remote"})
-    assert (ep.url, ep.source) == ("unix:///env.sock", "DOCKER_HOST")
-
-
-def test_empty_docker_host_is_ignored(docker_config: Path) -> None:
-    ep = resolve_endpoint(environ={"DOCKER_HOST": "", "DOCKER_CONTEXT": "remote"})
-    assert ep.source == "DOCKER_CONTEXT=remote"
-
-
-def test_docker_context_wins_over_the_current_context(docker_config: Path) -> None:
-    set_current_context(docker_config, "rootless")
-    ep = resolve_endpoint(environ={"DOCKER_CONTEXT": "remote"})
-    assert ep.source == "DOCKER_CONTEXT=remote"
-    assert "10.1.2.3:2376" in ep.url
-
-
-def test_current_context_from_config_wins_over_the_default(docker_config: Path) -> None:
-    set_current_context(docker_config, "rootless")
-    ep = resolve_endpoint(environ={})
-    assert ep.source == "current context"
-    assert ep.url.endswith("/run/user/1000/docker.sock")
-    assert ep.local
-
-
-def test_default_socket_when_nothing_is_configured(docker_config: Path) -> None:
-    ep = resolve_endpoint(environ={})
-    assert (ep.url, ep.source) == (DEFAULT_SOCKET, "default socket")
-
-
-def test_default_socket_when_the_current_context_is_default(docker_config: Path) -> None:
-    set_current_context(docker_config, "default")
-    assert resolve_endpoint(environ={}).source == "default socket"
-
-
-def test_resolve_endpoint_reads_os_environ_when_not_given_one(
-    docker_config: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DOCKER_HOST", "unix:///from-os-environ.sock")
-    assert resolve_endpoint().url == "unix:///from-os-environ.sock"
-
-
-@pytest.mark.parametrize("how", ["option", "env"])
-def test_an_unknown_context_is_an_engine_error(docker_config: Path, how: str) -> None:
-    with pytest.raises(EngineError) as info:
-        if how == "option":
-            resolve_endpoint(context="nope", environ={})
-        else:
-            resolve_endpoint(environ={"DOCKER_CONTEXT": "nope"})
-    assert "nope" in info.value.problem
-    assert "docker context ls" in info.value.advice
 
 
 @pytest.mark.parametrize(
