@@ -22,8 +22,8 @@ from urllib.parse import quote, urlparse
 
 import docker
 import docker.errors
-import docker.utils
 import docker.tls
+import docker.utils
 
 from .model import ContainerSpec, EngineInfo, MountSpec, Product
 
@@ -125,9 +125,7 @@ def parse_host(value: str, option: str) -> str:
         return f"{scheme}://{netloc}"
     if scheme in ("npipe", "fd"):
         raise bad(f"{scheme}:// endpoints do not exist on Linux", "Use unix://PATH, tcp://HOST:PORT or ssh://HOST.")
-    raise bad(
-        f"{scheme}:// is not an engine address scheme", "Use unix://PATH, tcp://HOST:PORT or ssh://[USER@]HOST."
-    )
+    raise bad(f"{scheme}:// is not an engine address scheme", "Use unix://PATH, tcp://HOST:PORT or ssh://[USER@]HOST.")
 
 
 def docker_config_dir(env: Mapping[str, str]) -> str:
@@ -210,10 +208,10 @@ def _unnamed(env: Mapping[str, str], docker_socket: str, podman_sockets: Sequenc
         return Endpoint(url=f"unix://{docker_socket}", source="default socket")
     absent = f"no Docker socket at {docker_socket}"
     if env.get("CONTAINER_HOST"):
-        return Endpoint(url=parse_host(env["CONTAINER_HOST"], "CONTAINER_HOST"), source=f"CONTAINER_HOST ({absent})")
+        return Endpoint(url=parse_host(env["CONTAINER_HOST"], "CONTAINER_HOST"), source=f"CONTAINER_HOST, {absent}")
     for path in podman_socket_candidates(env) if podman_sockets is None else podman_sockets:
         if os.path.lexists(path):
-            return Endpoint(url=f"unix://{path}", source=f"Podman's socket ({absent})")
+            return Endpoint(url=f"unix://{path}", source=f"Podman's socket, {absent}")
     return Endpoint(url=f"unix://{docker_socket}", source="default socket")
 
 
@@ -442,7 +440,9 @@ class _LeanInspector:
 def product_of(version: Mapping[str, Any]) -> Product:
     """Podman's Docker-compatible ``/version`` names a "Podman Engine" component; Docker's names "Engine"."""
     names = " ".join(str(c.get("Name") or "") for c in version.get("Components") or () if isinstance(c, Mapping))
-    platform = str((version.get("Platform") or {}).get("Name") or "") if isinstance(version.get("Platform"), dict) else ""
+    platform = (
+        str((version.get("Platform") or {}).get("Name") or "") if isinstance(version.get("Platform"), dict) else ""
+    )
     return Product.PODMAN if "podman" in f"{names} {platform}".lower() else Product.DOCKER
 
 

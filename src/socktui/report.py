@@ -7,7 +7,8 @@ import textwrap
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .model import CheckReport, ContainerReport, Listener, MountReport, Role, SocketReport
+from .compose import compose_of
+from .model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, Listener, MountReport, Role, SocketReport
 
 SCHEMA = 1
 
@@ -43,6 +44,21 @@ def _mount(m: MountReport) -> dict[str, Any]:
     }
 
 
+def _compose(container: ContainerSpec) -> dict[str, Any] | None:
+    info = compose_of(container)
+    if info is None:
+        return None
+    return {
+        "project": info.project,
+        "service": info.service,
+        "working_dir": info.working_dir,
+        "config_files": list(info.config_files),
+        "flavour": info.flavour.value,
+        "version": info.version,
+        "recreate": info.recreate(),
+    }
+
+
 def _container(c: ContainerReport, include_all: bool) -> dict[str, Any]:
     mounts = c.mounts if include_all else c.socket_mounts
     return {
@@ -50,16 +66,37 @@ def _container(c: ContainerReport, include_all: bool) -> dict[str, Any]:
         "name": c.container.name,
         "state": c.container.state,
         "image": c.container.image,
+        "compose": _compose(c.container),
         "mounts": [_mount(m) for m in mounts],
+    }
+
+
+def _engine(engine: EngineInfo) -> dict[str, Any]:
+    return {
+        "endpoint": engine.endpoint,
+        "local": engine.local,
+        "version": engine.version,
+        "product": engine.product.value,
+        "context": engine.context,
     }
 
 
 def to_document(report: CheckReport, include_all: bool = False) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
-        "engine": {"endpoint": report.engine.endpoint, "local": report.engine.local, "version": report.engine.version},
+        "engine": _engine(report.engine),
         "containers": [_container(c, include_all) for c in report.containers],
     }
+
+
+def engine_words(engine: EngineInfo) -> str:
+    """The product, where it is and why there: 'Podman 4.3.1 at unix:///run/podman/podman.sock (local, via ...)'."""
+    details = ["local" if engine.local else "remote"]
+    if engine.context:
+        details.append(f"context {engine.context}")
+    elif engine.source:
+        details.append(f"via {engine.source}")
+    return f"{engine.product.display} {engine.version or '?'} at {engine.endpoint} ({', '.join(details)})"
 
 
 def to_json(report: CheckReport, include_all: bool = False) -> str:
@@ -79,9 +116,9 @@ def to_text(
     explain: Callable[[ContainerReport, MountReport], Iterable[str]] | None = None,
 ) -> str:
     """The 80-column report. ``explain`` adds lines after each mount (``check --explain``: its plumbing picture)."""
-    engine = report.engine
-    where = "local" if engine.local else "remote"
-    lines = [f"engine {engine.endpoint} ({where}, Docker {engine.version or '?'})"]
+    lines = textwrap.wrap(
+        printable("engine: " + engine_words(report.engine)), width=width, subsequent_indent="  ", break_on_hyphens=False
+    )
     total = sum(len(c.socket_mounts) for c in report.containers)
     problems = sum(c.problems for c in report.containers)
     lines.append(f"{len(report.containers)} containers, {total} socket mounts, {problems} problems")
@@ -90,6 +127,19 @@ def to_text(
         worst = c.worst.value if c.worst else "-"
         lines.append("")
         lines.extend(textwrap.wrap(f"{printable(c.container.name)}  [{c.container.state}]  {worst}", width=width))
+        compose = compose_of(c.container)
+        if compose is not None:
+            files = ", ".join(compose.config_files) or "no files named"
+            where = f" in {compose.working_dir}" if compose.working_dir else ""
+            lines.extend(
+                textwrap.wrap(
+                    printable(f"compose: {compose.label} ({compose.flavour.value}{where}; {files})"),
+                    width=width,
+                    initial_indent="  ",
+                    subsequent_indent="    ",
+                    break_on_hyphens=False,
+                )
+            )
         if not mounts:
             lines.append("  (no socket mounts)")
         for m in mounts:

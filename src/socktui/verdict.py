@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from .compose import Flavour, compose_of
 from .model import (
     ContainerSpec,
     ContainerView,
@@ -20,6 +21,7 @@ from .model import (
     MountSpec,
     PathStat,
     ProbeResult,
+    Product,
     Role,
     Verdict,
 )
@@ -104,7 +106,7 @@ def decide(obs: MountObservation) -> Decision | None:
 
 
 def decide_path(target: PathObservation, obs: MountObservation, *, file_mount: bool) -> Decision:
-    container, mount = obs.container, obs.mount
+    container = obs.container
     host = target.host
     path = target.host_path
     if host is None:
@@ -114,7 +116,7 @@ def decide_path(target: PathObservation, obs: MountObservation, *, file_mount: b
     if host.kind is Kind.MISSING:
         return _missing(target, obs, file_mount=file_mount)
     if host.kind is Kind.DIRECTORY:
-        return _shadowed(host, container, mount) if file_mount else _not_socket(host)
+        return _shadowed(host, obs) if file_mount else _not_socket(host)
     if host.kind is not Kind.SOCKET:
         return _not_socket(host)
 
@@ -226,9 +228,16 @@ def short_command(command: str, limit: int = 60) -> str:
 def _missing(target: PathObservation, obs: MountObservation, *, file_mount: bool) -> Decision:
     container, mount = obs.container, obs.mount
     path = target.host_path
+    podman = obs.engine.product is Product.PODMAN
     if not file_mount:
         return Decision(Verdict.MISSING, f"no socket at {path}: the server has not bound it, or removed it")
     if container.state == "created":
+        if podman:
+            return Decision(
+                Verdict.MISSING,
+                f"nothing at {path}; {container.name} will fail to start (Podman never creates a missing bind "
+                "source at start: stat ... no such file or directory) until the server creates it",
+            )
         if mount.from_binds is True:
             return Decision(
                 Verdict.MISSING,
@@ -246,27 +255,63 @@ def _missing(target: PathObservation, obs: MountObservation, *, file_mount: bool
         seen = target.view.stat
         if seen.kind is Kind.SOCKET:
             extra = f"; {container.name} still holds the old socket (inode {seen.ino})"
+    elif podman and not container.running:
+        extra = f"; the next start of {container.name} will fail until it exists (Podman does not create it)"
     elif mount.from_binds and not container.running:
         extra = f"; the next start of {container.name} will make Docker create a directory there (a -v mount)"
     return Decision(Verdict.MISSING, f"nothing at {path}: the server is not running or removed its socket{extra}")
 
 
-def _shadowed(host: PathStat, container: ContainerSpec, mount: MountSpec) -> Decision:
+def _made_by(host: PathStat, obs: MountObservation) -> tuple[str, str] | None:
+    """Who made this empty root-owned directory at a missing socket's path, and when, judged by its mtime.
+
+    Docker makes it when the container *starts* with a ``-v`` mount; Podman's Docker-compatible API when the
+    container is *created* (for ``Binds`` and ``Mounts`` alike, never at start); podman-compose with ``mkdir`` just
+    before it runs the container.
+    """
+    container, mount = obs.container, obs.mount
+
+    def near(ts: float | None) -> bool:
+        return ts is not None and abs(host.mtime - ts) <= SHADOW_WINDOW_SECONDS
+
+    compose = compose_of(container)
+    podman_compose = compose is not None and compose.flavour is Flavour.PODMAN
+    if podman_compose and (near(container.created_at) or near(container.started_at)):
+        return "podman-compose", f"with mkdir before it ran {container.name}"
+    if obs.engine.product is Product.PODMAN:
+        if near(container.created_at):
+            return (
+                "Podman",
+                f"when {container.name} was created through its Docker-compatible API with a missing source",
+            )
+        return None
+    if mount.from_binds and near(container.started_at):
+        return "Docker", f"when {container.name} started with a -v mount of a missing path"
+    return None
+
+
+def _shadowed(host: PathStat, obs: MountObservation) -> Decision:
+    mount = obs.mount
     empty_root = host.entries == 0 and host.uid == 0
-    started = container.started_at
-    if empty_root and mount.from_binds and started is not None and abs(host.mtime - started) <= SHADOW_WINDOW_SECONDS:
+    made_by = _made_by(host, obs) if empty_root else None
+    if made_by is not None:
+        who, circumstance = made_by
         return Decision(
             Verdict.SHADOWED,
-            f"a directory stands where the socket should be: Docker created it (empty, root-owned) at "
-            f"{_clock(host.mtime)} when {container.name} started with a -v mount of a missing path; "
-            "the server's bind() now fails with EADDRINUSE",
+            f"a directory stands where the socket should be: {who} created it (empty, root-owned) at "
+            f"{_clock(host.mtime)} {circumstance}; the server's bind() now fails with EADDRINUSE",
             shadow_created_at=host.mtime,
         )
     if empty_root and mount.from_binds is not False:
+        makers = (
+            "as Podman's Docker-compatible API and podman-compose create for a missing source"
+            if obs.engine.product is Product.PODMAN
+            else "as Docker creates for a -v mount whose source is missing"
+        )
         return Decision(
             Verdict.SHADOWED,
             f"an empty root-owned directory stands where the socket should be (made {_clock(host.mtime)}), "
-            "as Docker creates for a -v mount whose source is missing; the server's bind() fails with EADDRINUSE",
+            f"{makers}; the server's bind() fails with EADDRINUSE",
         )
     count = "empty" if host.entries == 0 else f"{host.entries} entries" if host.entries is not None else "unreadable"
     return Decision(

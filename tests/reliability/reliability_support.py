@@ -403,18 +403,26 @@ def validate_document(doc: Any) -> list[str]:
     need(set(doc) == {"schema", "engine", "containers"}, f"top-level keys {sorted(doc)}")
     need(doc.get("schema") == 1, "schema is not 1")
     engine = doc.get("engine")
-    need(isinstance(engine, dict) and set(engine) == {"endpoint", "local", "version"}, f"engine {engine!r}")
+    need(
+        isinstance(engine, dict) and set(engine) == {"endpoint", "local", "version", "product", "context"},
+        f"engine {engine!r}",
+    )
     if isinstance(engine, dict):
         need(_is_str(engine.get("endpoint")) and _is_str(engine.get("version")), "engine endpoint/version types")
         need(isinstance(engine.get("local"), bool), "engine.local is not a bool")
+        need(engine.get("product") in ("docker", "podman"), f"engine.product {engine.get('product')!r}")
     containers = doc.get("containers")
     need(isinstance(containers, list), "containers is not a list")
     for c in containers if isinstance(containers, list) else []:
-        need(isinstance(c, dict) and set(c) == {"id", "name", "state", "image", "mounts"}, f"container keys {c!r}")
+        need(
+            isinstance(c, dict) and set(c) == {"id", "name", "state", "image", "compose", "mounts"},
+            f"container keys {c!r}",
+        )
         if not isinstance(c, dict):
             continue
         for key in ("id", "name", "state", "image"):
             need(_is_str(c.get(key)), f"container.{key} is not a string")
+        need(c.get("compose") is None or isinstance(c.get("compose"), dict), "container.compose is not an object")
         need(not str(c.get("name", "")).startswith("/"), f"name with a leading /: {c.get('name')!r}")
         mounts = c.get("mounts")
         need(isinstance(mounts, list), "mounts is not a list")

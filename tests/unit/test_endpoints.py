@@ -210,14 +210,14 @@ def test_container_host_when_the_docker_socket_is_absent(home: Path, tmp_path: P
         podman_sockets=[str(podman_sock)],
     )
     assert ep.url == "unix:///run/user/0/podman/podman.sock"
-    assert ep.source == f"CONTAINER_HOST (no Docker socket at {NO_DOCKER})"
+    assert ep.source == f"CONTAINER_HOST, no Docker socket at {NO_DOCKER}"
 
 
 def test_podmans_sockets_in_order_when_nothing_else_is_there(home: Path, tmp_path: Path) -> None:
     rootful, rootless = tmp_path / "rootful.sock", tmp_path / "rootless.sock"
     rootless.touch()
     ep = resolve_endpoint(environ=env_for(home), docker_socket=NO_DOCKER, podman_sockets=[str(rootful), str(rootless)])
-    assert (ep.url, ep.source) == (f"unix://{rootless}", f"Podman's socket (no Docker socket at {NO_DOCKER})")
+    assert (ep.url, ep.source) == (f"unix://{rootless}", f"Podman's socket, no Docker socket at {NO_DOCKER}")
     rootful.touch()
     ep = resolve_endpoint(environ=env_for(home), docker_socket=NO_DOCKER, podman_sockets=[str(rootful), str(rootless)])
     assert ep.url == f"unix://{rootful}"

@@ -75,8 +75,8 @@ def sample_report() -> CheckReport:
 
 
 TOP_KEYS = {"schema", "engine", "containers"}
-ENGINE_KEYS = {"endpoint": str, "local": bool, "version": str}
-CONTAINER_KEYS = {"id": str, "name": str, "state": str, "image": str, "mounts": list}
+ENGINE_KEYS = {"endpoint": str, "local": bool, "version": str, "product": str, "context": (str, type(None))}
+CONTAINER_KEYS = {"id": str, "name": str, "state": str, "image": str, "compose": (dict, type(None)), "mounts": list}
 MOUNT_KEYS = {
     "type": str,
     "source": str,
@@ -105,7 +105,13 @@ def test_document_shape_matches_the_contract() -> None:
     assert set(doc) == TOP_KEYS
     assert doc["schema"] == SCHEMA == 1
     check_shape(doc["engine"], ENGINE_KEYS)
-    assert doc["engine"] == {"endpoint": "unix:///var/run/docker.sock", "local": True, "version": "20.10.24"}
+    assert doc["engine"] == {
+        "endpoint": "unix:///var/run/docker.sock",
+        "local": True,
+        "version": "20.10.24",
+        "product": "docker",
+        "context": None,
+    }
     assert [c["name"] for c in doc["containers"]] == ["web", "db", "plain"]
     for c in doc["containers"]:
         check_shape(c, CONTAINER_KEYS)
@@ -183,7 +189,7 @@ def test_json_round_trips_odd_paths(source: str) -> None:
 def test_text_summary_lines() -> None:
     text = to_text(sample_report())
     lines = text.splitlines()
-    assert lines[0] == "engine unix:///var/run/docker.sock (local, Docker 20.10.24)"
+    assert lines[0] == "engine: Docker 20.10.24 at unix:///var/run/docker.sock (local)"
     assert lines[1] == "3 containers, 2 socket mounts, 1 problems"
     assert "web  [running]  live" in lines
     assert "db  [exited]  stale" in lines
@@ -262,6 +268,6 @@ def test_printable_keeps_unicode_and_escapes_controls() -> None:
 def test_remote_engine_header() -> None:
     report = CheckReport(EngineInfo(endpoint="ssh://me@build", local=False), ())
     assert to_text(report).splitlines()[:2] == [
-        "engine ssh://me@build (remote, Docker ?)",
+        "engine: Docker ? at ssh://me@build (remote)",
         "0 containers, 0 socket mounts, 0 problems",
     ]

@@ -40,6 +40,8 @@ EngineState = EngineLost | EngineBack
 
 
 CONTAINER_ACTIONS = frozenset({"create", "start", "die", "stop", "destroy", "rename", "restart", "pause", "unpause"})
+# Podman names a few actions its own way; they are delivered under Docker's word so every consumer sees one verb.
+ACTION_ALIASES = {"remove": "destroy"}
 BACKOFF_MIN = 0.5
 BACKOFF_MAX = 10.0
 
@@ -60,6 +62,7 @@ def parse_engine_event(raw: Mapping[str, Any], actions: frozenset[str] = CONTAIN
     if str(raw.get("Type") or "container") != "container":
         return None
     action = str(raw.get("Action") or raw.get("status") or "").partition(":")[0].strip()
+    action = ACTION_ALIASES.get(action, action)
     if action not in actions:
         return None
     actor = raw.get("Actor") or {}
