@@ -5,7 +5,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import ENV_REQUIRE_ENGINE, ContainerFactory, Engine, SocketServers, engine_from_env, open_engine
+from harness import (
+    ENV_REQUIRE_ENGINE,
+    ContainerFactory,
+    Engine,
+    SocketServers,
+    engine_from_env,
+    open_engine,
+    open_podman,
+    podman_from_env,
+)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -21,7 +30,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def engine() -> Iterator[Engine]:
+def docker_engine() -> Iterator[Engine]:
     """A Docker engine with the test image: SOCKTUI_TEST_DOCKER_HOST, or a private dockerd for the session.
 
     Skips when neither is possible, unless SOCKTUI_REQUIRE_ENGINE=1 (CI), where a silent skip
@@ -33,6 +42,27 @@ def engine() -> Iterator[Engine]:
             pytest.fail(f"{ENV_REQUIRE_ENGINE}=1 but {choice.reason}", pytrace=False)
         pytest.skip(choice.reason)
     with open_engine(choice) as eng:
+        yield eng
+
+
+@pytest.fixture(scope="session")
+def engine(docker_engine: Engine) -> Engine:
+    """The Docker engine; a test module may override this name to run its tests on Podman too."""
+    return docker_engine
+
+
+@pytest.fixture(scope="session")
+def podman_engine() -> Iterator[Engine]:
+    """A private rootful ``podman system service`` with the test image, for the session (started on first use).
+
+    Skips only where the Docker engine would (not root, no podman), and never with SOCKTUI_REQUIRE_ENGINE=1.
+    """
+    choice = podman_from_env()
+    if not choice.available:
+        if os.environ.get(ENV_REQUIRE_ENGINE) == "1":
+            pytest.fail(f"{ENV_REQUIRE_ENGINE}=1 but {choice.reason}", pytrace=False)
+        pytest.skip(choice.reason)
+    with open_podman() as eng:
         yield eng
 
 

@@ -7,6 +7,7 @@ What it provides:
 
 * :class:`PrivateDaemon` - a throw-away dockerd of our own, so tests never touch the
   machine's real engine and can run on CI as root with only ``docker.io`` installed.
+* :class:`PrivatePodman` / :func:`open_podman` - the same for a rootful ``podman system service``.
 * :func:`build_test_image` - a busybox-only image made with ``docker import`` (no registry).
 * :func:`engine_from_env` / :func:`open_engine` - pick and open an engine.
 * :class:`ContainerFactory` - containers that are always cleaned up.
@@ -23,13 +24,15 @@ import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
 
 import docker
 import docker.errors
@@ -55,6 +58,7 @@ __all__ = [
     "EngineChoice",
     "EngineUnavailable",
     "PrivateDaemon",
+    "PrivatePodman",
     "SocketServer",
     "SocketServerError",
     "SocketServers",
@@ -62,7 +66,10 @@ __all__ = [
     "build_test_image",
     "check_busybox",
     "engine_from_env",
+    "listening_pids",
     "open_engine",
+    "open_podman",
+    "podman_from_env",
     "socket_dir",
     "wait_for",
     "_image_exists",
@@ -157,6 +164,213 @@ def build_static(source: Path | str, name: str | None = None) -> Path:
     return binary
 
 
+# --------------------------------------------------------------------------- private Podman
+
+
+def listening_pids(socket_path: Path) -> list[int]:
+    """Pids holding a listening unix socket bound at ``socket_path`` (what ``ss -xlpn`` shows)."""
+    inodes: set[str] = set()
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            fields = line.split(None, 7)
+            # Flags 00010000 is __SO_ACCEPTCON: a listener.
+            if len(fields) == 8 and fields[7].strip() == str(socket_path) and int(fields[3], 16) & 0x10000:
+                inodes.add(fields[6])
+    found: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{entry}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                found.append(int(entry))
+                break
+    return sorted(found)
+
+
+class PrivatePodman:
+    """A rootful ``podman system service`` of our own: private socket, storage, run root, events log and config.
+
+    The configuration is the one that works on this project's machines (see DOMAIN.md): no network namespace, fixed
+    ulimits (the VM lacks CAP_SYS_RESOURCE), cgroupfs, runc, events in a file. ``podman_env`` lets the ``podman``
+    CLI (and podman-compose, which drives it) use the very same storage, so what they create the service lists.
+    ``podman system service`` re-execs itself, so the process to stop is the one listening on the socket.
+    """
+
+    def __init__(self, podman: str = "podman", start_timeout: float = 60.0) -> None:
+        self.podman = podman
+        self.start_timeout = start_timeout
+        self._workdir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def workdir(self) -> Path:
+        if self._workdir is None:
+            raise RuntimeError("PrivatePodman is not started")
+        return self._workdir
+
+    @property
+    def socket_path(self) -> Path:
+        return self.workdir / "podman.sock"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "podman.log"
+
+    def podman_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """Environment for the podman CLI (and podman-compose) to work on this service's storage."""
+        env = dict(os.environ if base is None else base)
+        env["CONTAINERS_CONF"] = str(self.workdir / "containers.conf")
+        env["CONTAINERS_STORAGE_CONF"] = str(self.workdir / "storage.conf")
+        return env
+
+    def _write_config(self, workdir: Path) -> None:
+        for sub in ("run", "root", "tmp"):
+            (workdir / sub).mkdir()
+        (workdir / "containers.conf").write_text(
+            "[containers]\n"
+            'netns = "none"\n'
+            'default_ulimits = ["nofile=20000:20000", "nproc=10000:10000"]\n'
+            "[engine]\n"
+            'cgroup_manager = "cgroupfs"\n'
+            'events_logger = "file"\n'
+            f'events_logfile_path = "{workdir}/events.log"\n'
+            'runtime = "runc"\n'
+            f'tmp_dir = "{workdir}/tmp"\n'
+            "[network]\n"
+            'network_backend = "cni"\n'
+        )
+        (workdir / "storage.conf").write_text(
+            f'[storage]\ndriver = "overlay"\nrunroot = "{workdir}/run"\ngraphroot = "{workdir}/root"\n'
+        )
+
+    def start(self) -> Self:
+        if self._proc is not None:
+            raise RuntimeError("PrivatePodman already started")
+        workdir = Path(tempfile.mkdtemp(prefix="socktui-podman-"))
+        self._workdir = workdir
+        self._write_config(workdir)
+        with open(self.log_path, "wb") as log:
+            self._proc = subprocess.Popen(
+                [self.podman, "system", "service", "--time=0", self.host],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=self.podman_env(),
+                cwd=workdir,
+            )
+        try:
+            self._wait_until_up()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_up(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        last_error = "no socket yet"
+        while True:
+            if self.socket_path.exists():
+                try:
+                    with docker.APIClient(base_url=self.host, version="1.41", timeout=10) as client:
+                        if client.ping():
+                            return
+                except (docker.errors.DockerException, OSError) as exc:
+                    last_error = f"{type(exc).__name__}: {exc}"
+            elif self._proc is not None and self._proc.poll() not in (None, 0):
+                raise RuntimeError(f"podman system service exited; log tail:\n{_log_tail(self.log_path)}")
+            if time.monotonic() >= deadline:
+                raise RuntimeError(
+                    f"podman did not answer on {self.host} within {self.start_timeout:.0f}s "
+                    f"(last error: {last_error}); log tail:\n{_log_tail(self.log_path)}"
+                )
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        proc, workdir = self._proc, self._workdir
+        if proc is None or workdir is None:
+            return
+        try:
+            with docker.APIClient(base_url=self.host, version="1.41", timeout=20) as client:
+                for c in client.containers(all=True, quiet=True):
+                    with contextlib.suppress(docker.errors.DockerException):
+                        client.remove_container(c["Id"], force=True, v=True)
+        except (docker.errors.DockerException, OSError):
+            pass
+        service = listening_pids(self.socket_path) if self.socket_path.exists() else []
+        for pid in {*service, proc.pid}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            wait_for(lambda: not any(_alive(pid) for pid in service), timeout=10, interval=0.05)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        # conmon and container processes carry our workdir in their command lines (or are children of those).
+        leftovers = sorted(set(_pids_mentioning(str(workdir))) | {p for p in service if _alive(p)})
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        for point in sorted(_mountpoints_under(workdir), key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+        self._proc = None
+        self._workdir = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def podman_from_env() -> EngineChoice:
+    """Podman tests need root and the podman binary (the harness starts its own service)."""
+    how = "Podman engine tests need root and the Debian package podman (.ci/run installs it)"
+    if os.geteuid() != 0:
+        return EngineChoice(None, reason=f"not root; {how}")
+    if shutil.which("podman") is None:
+        return EngineChoice(None, reason=f"podman not found on PATH; {how}")
+    problem = check_busybox()
+    if problem:
+        return EngineChoice(None, reason=f"{problem}; {how}")
+    return EngineChoice("private", reason="private podman system service")
+
+
+@contextlib.contextmanager
+def open_podman(image: str = TEST_IMAGE) -> Iterator[Engine]:
+    """Start a private Podman service, make sure the test image exists in it, stop it after."""
+    with contextlib.ExitStack() as stack:
+        service = stack.enter_context(PrivatePodman())
+        client = stack.enter_context(docker.APIClient(base_url=service.host, version="auto", timeout=60))
+        yield Engine(host=service.host, client=client, image=build_test_image(client, image), podman=service)
+
+
 def build_test_image(client: docker.APIClient, tag: str = TEST_IMAGE, busybox: Path = BUSYBOX) -> str:
     """Make ``tag`` from a static busybox with ``docker import`` unless it exists; return ``tag``.
 
@@ -210,6 +424,12 @@ class Engine:
     client: docker.APIClient
     image: str
     daemon: PrivateDaemon | None = None
+    podman: PrivatePodman | None = None
+
+    @property
+    def product(self) -> str:
+        """ "docker" or "podman", as socktui's JSON names it."""
+        return "podman" if self.podman is not None else "docker"
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from .engine import Engine
 from .fixes import offers
 from .listeners import ListenerIndex
-from .model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, MountReport, Role, SocketReport
+from .model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, MountReport, Product, Role, SocketReport
 from .observe import ContainerLook, HostCache, mount_role, observe_mount, with_listeners
 from .verdict import MountObservation, decide, decide_entry
 
@@ -62,7 +62,13 @@ def report_for(obs: MountObservation) -> MountReport:
         listener=obs.target.listener,
         shadow_created_by_docker_at=decision.shadow_created_at if decision else None,
         sockets=sockets,
-        fixes=offers(verdict, obs.mount, obs.role),
+        fixes=tuple(
+            f
+            for f in offers(verdict, obs.mount, obs.role)
+            # Podman never creates a missing source at start and its compat API creates one at create for --mount
+            # too, so --mount changes nothing there.
+            if not (f.id == "use-mount-flag" and obs.engine.product is Product.PODMAN)
+        ),
     )
 
 

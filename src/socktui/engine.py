@@ -513,7 +513,7 @@ class Engine:
             payload = client.version(api_version=False)
             api_version = str(payload.get("ApiVersion") or "")
             if not api_version:
-                raise docker.errors.DockerException("the engine's /version names no ApiVersion")
+                raise docker.errors.DockerException('Invalid response from docker daemon: key "ApiVersion" is missing.')
             if docker.utils.version_lt(api_version, MINIMUM_API_VERSION):
                 raise docker.errors.InvalidVersion(
                     f"API versions below {MINIMUM_API_VERSION} are no longer supported by this library."
