@@ -237,7 +237,7 @@ class PrivatePodman:
         return env
 
     def _write_config(self, workdir: Path) -> None:
-        for sub in ("run", "root", "tmp"):
+        for sub in ("run", "root", "tmp", "cni"):
             (workdir / sub).mkdir()
         (workdir / "containers.conf").write_text(
             "[containers]\n"
@@ -251,6 +251,8 @@ class PrivatePodman:
             f'tmp_dir = "{workdir}/tmp"\n'
             "[network]\n"
             'network_backend = "cni"\n'
+            # podman-compose makes a network per project: keep its CNI files out of /etc/cni/net.d.
+            f'network_config_dir = "{workdir}/cni"\n'
         )
         (workdir / "storage.conf").write_text(
             f'[storage]\ndriver = "overlay"\nrunroot = "{workdir}/run"\ngraphroot = "{workdir}/root"\n'
@@ -310,6 +312,10 @@ class PrivatePodman:
                         client.remove_container(c["Id"], force=True, v=True)
         except (docker.errors.DockerException, OSError):
             pass
+        # Networks podman-compose made own a bridge and firewall rules on the host: remove them with the service.
+        subprocess.run(
+            [self.podman, "network", "prune", "-f"], env=self.podman_env(), capture_output=True, check=False, timeout=60
+        )
         service = listening_pids(self.socket_path) if self.socket_path.exists() else []
         for pid in {*service, proc.pid}:
             with contextlib.suppress(ProcessLookupError):

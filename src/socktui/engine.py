@@ -155,7 +155,7 @@ def resolve_endpoint(
     context: str | None = None,
     environ: Mapping[str, str] | None = None,
     *,
-    docker_socket: str = DOCKER_SOCKET_PATH,
+    docker_socket: str | None = None,
     podman_sockets: Sequence[str] | None = None,
 ) -> Endpoint:
     """Pick the endpoint the way the docker CLI does, then Podman's clients when nothing names one.
@@ -166,6 +166,7 @@ def resolve_endpoint(
     ``$DOCKER_CONFIG`` (or ``~/.docker``) whether or not a config.json exists, as the CLI reads them.
     """
     env = os.environ if environ is None else environ
+    docker_socket = docker_socket or DOCKER_SOCKET_PATH
     config_dir = docker_config_dir(env)
     if context and host:
         raise EndpointError(
