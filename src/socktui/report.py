@@ -9,6 +9,7 @@ from typing import Any
 
 from .compose import compose_of
 from .model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, Listener, MountReport, Role, SocketReport
+from .text import printable as printable  # re-exported: callers have long imported it from here
 
 SCHEMA = 1
 
@@ -104,11 +105,6 @@ def to_json(report: CheckReport, include_all: bool = False) -> str:
     return json.dumps(to_document(report, include_all), ensure_ascii=True, indent=2)
 
 
-def printable(text: str) -> str:
-    """Paths may hold newlines or control characters: show them escaped, never let them break a line."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-
-
 def to_text(
     report: CheckReport,
     include_all: bool = False,
@@ -126,7 +122,9 @@ def to_text(
         mounts = c.mounts if include_all else c.socket_mounts
         worst = c.worst.value if c.worst else "-"
         lines.append("")
-        lines.extend(textwrap.wrap(f"{printable(c.container.name)}  [{c.container.state}]  {worst}", width=width))
+        lines.extend(
+            textwrap.wrap(f"{printable(c.container.name)}  [{printable(c.container.state)}]  {worst}", width=width)
+        )
         compose = compose_of(c.container)
         if compose is not None:
             files = ", ".join(compose.config_files) or "no files named"

@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"socktui {__version__}")
     parser.add_argument("--watch", action="append", default=[], metavar="DIR", help="also watch this host directory")
+    parser.add_argument(
+        "--theme", metavar="NAME", help="TUI colour theme (default: the last one picked in the palette, ctrl+p)"
+    )
+    parser.add_argument(
+        "--no-mouse", action="store_true", help="leave the mouse to the terminal, so text can be selected as usual"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     add_check_parser(commands, common)

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from ..model import ContainerReport, FixOffer, MountReport, MountSpec, Role, Verdict
+from ..text import printable
 from .advice import GroupAdd, MountParentDir, StartServerFirst, UseMountFlag
 from .base import (
     CONTAINER_TIMEOUT_SECONDS,
@@ -125,22 +126,24 @@ def advice_for(fix_id: str, report: ContainerReport, mount: MountReport) -> str:
 
 
 def render_plan(plan: Plan) -> str:
+    # Each field is printable()d on its own, so a newline in a path cannot forge a line of the plan.
+    mount = plan.mount
     lines = [
         f"{plan.fix.id}: {plan.fix.title}",
-        f"  for {plan.container.name}: {plan.mount.source} -> {plan.mount.destination}",
+        f"  for {printable(plan.container.name)}: {printable(mount.source)} -> {printable(mount.destination)}",
     ]
     if plan.refusal:
-        lines.append(f"  cannot plan: {plan.refusal}")
+        lines.append(f"  cannot plan: {printable(plan.refusal)}")
         return "\n".join(lines)
     if plan.steps:
         lines.append("  steps:")
-        lines += [f"    {i}. {s.describe}" for i, s in enumerate(plan.steps, 1)]
+        lines += [f"    {i}. {printable(s.describe)}" for i, s in enumerate(plan.steps, 1)]
         lines.append("  re-checked at the moment each step acts:")
-        lines += [f"    - {p}" for p in plan.preconditions]
+        lines += [f"    - {printable(p)}" for p in plan.preconditions]
     else:
         lines.append("  changes nothing; copy this:")
     if plan.advice:
-        lines += ["    " + line for line in plan.advice.splitlines()]
+        lines += ["    " + printable(line) for line in plan.advice.split("\n")]
     return "\n".join(lines)
 
 

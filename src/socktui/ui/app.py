@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.filter import LineFilter, Monochrome, NoColor
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -26,10 +29,22 @@ from ..model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, Kin
 from ..observe import ContainerLook
 from ..probe import probe_host_path, wants_ping
 from ..session import Change, Options, Session, make_session
+from ..settings import Settings
+from ..text import printable, printable_lines
 from .commands import COMMANDS, bindings
 from .messages import ContainersUpdated, EngineProblem, EngineRecovered, Listed, LogLine, ReportReady
 from .screens import ConnectScreen, FixScreen, HelpScreen
-from .widgets import CHECKING, ContainerList, EventLog, MountInfo, MountTable, describe_mount, verdict_color
+from .terminal import AsciiFilter, ControlFilter, not_utf8_sentence, terminal_is_utf8
+from .widgets import (
+    CHECKING,
+    ContainerList,
+    EventLog,
+    MountInfo,
+    MountTable,
+    describe_mount,
+    outside,
+    verdict_color,
+)
 
 if TYPE_CHECKING:
     from ..sources.dirs import DirectoryWatcher
@@ -69,9 +84,30 @@ class SocktuiApp(App[int]):
     selected_id: reactive[str | None] = reactive(None)
     """The container whose mounts the detail pane shows."""
 
-    def __init__(self, session: Session, *, live: bool = True, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        live: bool = True,
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        ascii_only: bool = False,
+        theme: str | None = None,
+        settings: Settings | None = None,
+    ) -> None:
         super().__init__()
         self.session = session
+        self.ascii_only = ascii_only
+        """The terminal is not UTF-8: every cell is drawn as ASCII (see ``ui.terminal``)."""
+        # Filter instances are kept: Textual caches filtered lines per filter object.
+        self._own_filters: list[LineFilter] = [ControlFilter()] + ([AsciiFilter()] if ascii_only else [])
+        self._no_color = NoColor()
+        self.settings = settings
+        """Where the theme picked in the palette is remembered; None remembers nothing (tests)."""
+        self.startup_notes: list[str] = []
+        if theme is not None:
+            self.theme = theme
+        elif settings is not None:
+            self._restore_theme(settings)
         self.live = live
         self.wait_seconds = wait_seconds
         self.report: CheckReport | None = None
@@ -80,12 +116,40 @@ class SocktuiApp(App[int]):
         self.stop_live = threading.Event()
         self.live_started = False
         self.last_tests: dict[tuple[str, str], str] = {}
+        self._mounts_title: Text | None = None
         self._interest_versions: dict[str, int] = {}
         # Live sources, made once the first look is in (watchfiles is imported only then).
         self.dir_watcher: DirectoryWatcher | None = None
         self.events_stream: EngineEventStream | None = None
         self.exit_watcher: ListenerExitWatcher | None = None
         self.reprober: Reprober | None = None
+
+    def get_line_filters(self) -> list[LineFilter]:
+        """Textual's filters, with NO_COLOR meaning no colour at all, then socktui's own (see ``ui.terminal``)."""
+        filters = [self._no_color if isinstance(f, Monochrome) else f for f in super().get_line_filters()]
+        return filters + self._own_filters
+
+    def _restore_theme(self, settings: Settings) -> None:
+        saved, problem = settings.load()
+        for note in (settings.note, problem):
+            if note:
+                self.startup_notes.append(note)
+        name = saved.get("theme")
+        if isinstance(name, str) and name:
+            if name in self.available_themes:
+                self.theme = name
+            else:
+                self.startup_notes.append(f"the saved theme {name!r} is not one socktui knows; using {self.theme}")
+
+    def _theme_changed(self, theme: object) -> None:
+        if self.settings is not None:
+            self.save_settings(self.settings, self.theme)
+
+    @work(thread=True, exclusive=True, group="settings", exit_on_error=False)
+    def save_settings(self, settings: Settings, theme: str) -> None:
+        problem = settings.save(theme=theme)
+        if problem:
+            self.post(LogLine(problem, "bold"))
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -109,6 +173,11 @@ class SocktuiApp(App[int]):
         self.query_one("#mounts").border_title = "mounts"
         self.query_one("#log").border_title = "events"
         self.log_line(f"looking at {self.session.engine.endpoint.url} ({self.session.engine.endpoint.source})")
+        if self.ascii_only:
+            self.log_line(not_utf8_sentence(), style="bold")
+        for note in self.startup_notes:
+            self.log_line(note)
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
         if self.session.options.read_only:
             self.log_line("read-only mode: fixes are shown, never run")
         self.query_one(ContainerList).focus()
@@ -174,7 +243,7 @@ class SocktuiApp(App[int]):
         self.engine_down = message.message
         banner = self.query_one("#banner", Static)
         # "Retrying" first: at 80 columns the wrapped advice may not all fit, and that line must always show.
-        banner.update(Text(f"Retrying in the background. {message.message}", style="bold"))
+        banner.update(Text(printable_lines(f"Retrying in the background. {message.message}"), style="bold"))
         banner.display = True
         if first:
             self.log_line(f"engine unreachable: {message.message.splitlines()[0]}", style="bold")
@@ -193,7 +262,9 @@ class SocktuiApp(App[int]):
             error = event.worker.error
             self.log_line(f"{event.worker.name} failed: {type(error).__name__}: {error}", style="bold")
             self.notify(
-                f"{event.worker.name} failed: {error}. socktui keeps running; press r to re-check.", severity="error"
+                printable(f"{event.worker.name} failed: {error}. socktui keeps running; press r to re-check."),
+                severity="error",
+                markup=False,
             )
 
     # ------------------------------------------------------------------ view
@@ -213,13 +284,14 @@ class SocktuiApp(App[int]):
         text = Text("socktui ", style="bold")
         if checking:
             text.append(f"checking {len(report.containers)} containers… · ")
-            text.append(f"{report.engine.endpoint.removeprefix('unix://')}", style="dim")
+            text.append(printable(report.engine.endpoint.removeprefix("unix://")), style="dim")
             self.query_one("#topbar", Static).update(text)
             return
         containers, mounts, problems, worst = self.session.counts()
         text.append(f"{problems} problems", style=f"bold {verdict_color(self, worst)}" if problems else "")
         text.append(f" · {containers} containers · {mounts} sockets · ")
-        text.append(f"{engine.endpoint.removeprefix('unix://')} {engine.version.split('+')[0] or '?'}", style="dim")
+        where = printable(f"{engine.endpoint.removeprefix('unix://')} {engine.version.split('+')[0] or '?'}")
+        text.append(where, style="dim")
         if self.session.options.read_only:
             text.append("  read-only", style="bold")
         self.query_one("#topbar", Static).update(text)
@@ -256,12 +328,13 @@ class SocktuiApp(App[int]):
         mounts = self.visible_mounts(report)
         table.show(mounts)
         c = report.container
-        title = f"{c.name} · {c.state} · {c.image}"[:60]
-        if table.border_title != title:
-            table.border_title = title
+        title = outside(f"{c.name} · {c.state} · {c.image}"[:60])
+        if self._mounts_title != title:
+            self._mounts_title = title
+            table.border_title = title  # a Text: never parsed as markup
         if not mounts:
             hidden = len(report.mounts)
-            info.show(f"{c.name} has no socket mounts" + (f" ({hidden} others: press a)" if hidden else ""))
+            info.show(outside(f"{c.name} has no socket mounts" + (f" ({hidden} others: press a)" if hidden else "")))
             return
         self.show_mount_info()
 
@@ -501,25 +574,29 @@ class SocktuiApp(App[int]):
     def action_copy_command(self) -> None:
         picked = self.selected_mount()
         if picked is None:
-            self.notify("Select a socket mount first.")
+            self.notify("Select a socket mount first.", markup=False)
             return
         report, mount = picked
         text = suggested_command(report, mount, self.report.containers if self.report else (report,))
-        self.copy_to_clipboard(text)
-        self.notify(f"Copied: {text.splitlines()[0][:70]}")
+        self.copy_to_clipboard(text)  # OSC 52 carries it base64-encoded: no byte of it reaches the terminal raw
+        self.notify(printable(f"Copied: {text.splitlines()[0][:70]}"), markup=False)
 
     def action_fix(self) -> None:
         picked = self.selected_mount()
         if picked is None:
-            self.notify("Select a socket mount first.")
+            self.notify("Select a socket mount first.", markup=False)
             return
         report, mount = picked
         if self.session.options.read_only:
-            self.notify("Read-only mode: fixes are disabled (started with --read-only).", severity="warning")
+            self.notify(
+                "Read-only mode: fixes are disabled (started with --read-only).", severity="warning", markup=False
+            )
             self.log_line("fix refused: read-only mode")
             return
         if not mount.fixes:
-            self.notify(f"No fix applies to this {mount.verdict.value if mount.verdict else 'plain'} mount.")
+            self.notify(
+                f"No fix applies to this {mount.verdict.value if mount.verdict else 'plain'} mount.", markup=False
+            )
             return
         everyone = self.report.containers if self.report else (report,)
         plans = [plan_fix(f.id, report, mount, everyone, self.wait_seconds) for f in mount.fixes]
@@ -542,7 +619,7 @@ class SocktuiApp(App[int]):
     def action_test_connect(self) -> None:
         picked = self.selected_mount()
         if picked is None:
-            self.notify("Select a socket mount first.")
+            self.notify("Select a socket mount first.", markup=False)
             return
         self.run_test_connect(*picked)
 
@@ -565,14 +642,13 @@ class SocktuiApp(App[int]):
             lines.append(f"container {inside}: {view.stat.kind.value}, not a socket")
         else:
             lines.append(f"container {inside}: {_probe_text(view.probe)}")
-        summary = "\n".join(lines)
         self.last_tests[(report.container.id, mount.mount.destination)] = " · ".join(lines)
         self.post_message(LogLine(f"test connect {target}: {_probe_text(host)}"))
-        self.call_from_thread(self._show_connect, f"Test connect: {report.container.name}", summary, target)
+        self.call_from_thread(self._show_connect, f"Test connect: {report.container.name}", lines, target)
 
-    def _show_connect(self, title: str, summary: str, target: str) -> None:
+    def _show_connect(self, title: str, lines: list[str], target: str) -> None:
         self.show_mount_info()
-        self.push_screen(ConnectScreen(title, summary, target, send_line))
+        self.push_screen(ConnectScreen(title, lines, target, send_line))
 
     def on_unmount(self) -> None:
         self.stop_live.set()
@@ -613,12 +689,15 @@ def suggested_command(report: ContainerReport, mount: MountReport, everyone: Ite
             snippet = advice_for(fix.id, report, mount)
             if snippet:
                 return snippet
+    # Quoted: pasted into a shell, no byte of a name or path can end the command or start another line.
     if mount.fixes:
-        return f"socktui fix {report.container.name} {mount.mount.destination} {mount.fixes[0].id}"
-    return mount.mount.source
+        words = ["socktui", "fix", report.container.name, mount.mount.destination, mount.fixes[0].id]
+        return shlex.join(words)
+    return shlex.quote(mount.mount.source)
 
 
-def run_app(args: argparse.Namespace) -> int:
+def build_app(args: argparse.Namespace) -> SocktuiApp:
+    """The app as ``socktui`` starts it: the terminal's encoding decides ASCII, the user's settings the theme."""
     options = Options(
         host=args.host,
         context=args.context,
@@ -626,6 +705,28 @@ def run_app(args: argparse.Namespace) -> int:
         expected=tuple(args.expect),
         watch_dirs=tuple(os.path.abspath(d) for d in args.watch),
     )
-    app = SocktuiApp(make_session(options))
-    app.run()
+    return SocktuiApp(
+        make_session(options),
+        ascii_only=not terminal_is_utf8(),
+        theme=args.theme,
+        settings=Settings.for_user(),
+    )
+
+
+def unknown_theme(name: str | None) -> str | None:
+    """A sentence when ``--theme NAME`` names no theme, listing those there are."""
+    from textual.theme import BUILTIN_THEMES
+
+    if name is None or name in BUILTIN_THEMES:
+        return None
+    return f"socktui: no theme {name!r}; choose one of: {', '.join(sorted(BUILTIN_THEMES))}"
+
+
+def run_app(args: argparse.Namespace) -> int:
+    problem = unknown_theme(args.theme)
+    if problem:
+        print(printable(problem), file=sys.stderr)
+        return 2
+    app = build_app(args)
+    app.run(mouse=not args.no_mouse)
     return app.return_code or 0

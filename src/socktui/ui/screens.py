@@ -18,7 +18,9 @@ from textual.widgets.option_list import Option
 
 from ..fixes import ContainerActions, FixResult, Plan, Status, StepResult, apply_plan, render_plan
 from ..model import ProbeResult, Verdict
+from ..text import printable, printable_lines
 from .commands import COMMANDS, NAVIGATION_HELP
+from .widgets import outside
 
 VERDICT_HELP = (
     (Verdict.LIVE, "the socket accepts connections and the container sees the same inode"),
@@ -31,6 +33,9 @@ VERDICT_HELP = (
     (Verdict.NOT_SOCKET, "a file, FIFO, device or symlink where a socket is expected"),
     (Verdict.UNKNOWN, "cannot be checked from here; the reason says what would allow it"),
 )
+
+
+CHOOSE_TITLE = "Fixes for this mount (Enter to preview, Esc to close)"
 
 
 class HelpScreen(ModalScreen[None]):
@@ -52,7 +57,7 @@ class HelpScreen(ModalScreen[None]):
             text.append(f"{meaning}\n")
         with VerticalScroll(id="help-body", classes="dialog"):
             yield Static(text)
-            yield Static("Esc closes", classes="hint")
+            yield Static(Text("Esc closes"), classes="hint")
 
 
 class FixScreen(ModalScreen[FixResult | None]):
@@ -87,11 +92,13 @@ class FixScreen(ModalScreen[FixResult | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="fix-body", classes="dialog"):
-            yield Static("Fixes for this mount (Enter to preview, Esc to close)", id="fix-title")
+            yield Static(Text(CHOOSE_TITLE), id="fix-title")
             yield Static("", id="fix-hint")
             yield OptionList(
                 *[
-                    Option(f"{p.fix.id:<20} {'CHANGES' if p.changes else 'advice '}  {p.fix.title}", id=p.fix.id)
+                    Option(
+                        outside(f"{p.fix.id:<20} {'CHANGES' if p.changes else 'advice '}  {p.fix.title}"), id=p.fix.id
+                    )
                     for p in self.plans
                 ],
                 id="fix-options",
@@ -109,15 +116,16 @@ class FixScreen(ModalScreen[FixResult | None]):
         self.stage = "preview"
         self.query_one("#fix-options").display = False
         self.query_one("#fix-plan-scroll").display = True
-        self.query_one("#fix-title", Static).update(f"Plan: {self.plan.fix.id}")
-        self.query_one("#fix-plan", Static).update(Text(render_plan(self.plan)))
+        self.query_one("#fix-title", Static).update(outside(f"Plan: {self.plan.fix.id}"))
+        # The plan's own lines stay lines; everything in them that came from outside is escaped.
+        self.query_one("#fix-plan", Static).update(Text(printable_lines(render_plan(self.plan))))
         hint = self.query_one("#fix-hint", Static)
         if self.plan.refusal:
-            hint.update("Cannot be applied. Esc goes back.")
+            hint.update(Text("Cannot be applied. Esc goes back."))
         elif not self.plan.changes:
-            hint.update("Changes nothing. c copies the snippet, Esc goes back.")
+            hint.update(Text("Changes nothing. c copies the snippet, Esc goes back."))
         elif self.read_only:
-            hint.update("Read-only mode: fixes are shown, never run. Esc goes back.")
+            hint.update(Text("Read-only mode: fixes are shown, never run. Esc goes back."))
         else:
             hint.update(Text("Apply these steps? y applies, n or Esc goes back.", style="bold"))
 
@@ -126,11 +134,11 @@ class FixScreen(ModalScreen[FixResult | None]):
         if self.stage != "preview" or plan is None or plan.refusal or not plan.changes:
             return
         if self.read_only:
-            self.notify("Read-only mode: no change was made.", severity="warning")
+            self.notify("Read-only mode: no change was made.", severity="warning", markup=False)
             self.dismiss(FixResult(plan, Status.REFUSED, "read-only mode: no change was made"))
             return
         self.stage = "running"
-        self.query_one("#fix-hint", Static).update("Running… Esc cancels a wait (steps already done stay done).")
+        self.query_one("#fix-hint", Static).update(Text("Running… Esc cancels a wait (steps already done stay done)."))
         self.query_one("#fix-progress", Static).update(Text("progress:"))
         self.run_fix(plan)
 
@@ -143,20 +151,21 @@ class FixScreen(ModalScreen[FixResult | None]):
         self.post_message(self.Finished(result))
 
     def on_fix_screen_progress(self, message: Progress) -> None:
-        self.progress_lines.append(f"  [{'done' if message.step.ok else 'STOP'}] {message.step.message}")
+        # One step, one line: a newline in a path inside the message cannot forge a "[done]" line.
+        self.progress_lines.append(f"  [{'done' if message.step.ok else 'STOP'}] {printable(message.step.message)}")
         self.query_one("#fix-progress", Static).update(Text("progress:\n" + "\n".join(self.progress_lines)))
         self.query_one("#fix-plan-scroll", VerticalScroll).scroll_end(animate=False)
 
     def on_fix_screen_finished(self, message: Finished) -> None:
         self.result = message.result
         self.stage = "done"
-        self.query_one("#fix-hint", Static).update(Text(f"{message.result.status}. Esc closes.", style="bold"))
+        self.query_one("#fix-hint", Static).update(outside(f"{message.result.status}. Esc closes.", style="bold"))
         self.query_one("#fix-plan-scroll", VerticalScroll).scroll_end(animate=False)
 
     def action_copy(self) -> None:
         if self.plan is not None and self.plan.advice:
             self.app.copy_to_clipboard(self.plan.advice)
-            self.notify("Copied to the clipboard (OSC 52).")
+            self.notify("Copied to the clipboard (OSC 52).", markup=False)
 
     def action_back(self) -> None:
         if self.stage == "running":
@@ -166,8 +175,8 @@ class FixScreen(ModalScreen[FixResult | None]):
             self.stage = "choose"
             self.query_one("#fix-options").display = True
             self.query_one("#fix-plan-scroll").display = False
-            self.query_one("#fix-title", Static).update("Fixes for this mount (Enter to preview, Esc to close)")
-            self.query_one("#fix-hint", Static).update("")
+            self.query_one("#fix-title", Static).update(Text(CHOOSE_TITLE))
+            self.query_one("#fix-hint", Static).update(Text(""))
             self.query_one("#fix-options").focus()
             return
         self.dismiss(self.result)
@@ -182,23 +191,25 @@ class ConnectScreen(ModalScreen[None]):
     class Reply(Message):
         probe: ProbeResult
 
-    def __init__(self, title: str, summary: str, target: str, send_line: Callable[[str, bytes], ProbeResult]) -> None:
+    def __init__(
+        self, title: str, lines: list[str], target: str, send_line: Callable[[str, bytes], ProbeResult]
+    ) -> None:
         super().__init__()
         self.title_text = title
-        self.summary = summary
+        self.lines = lines
         self.target = target
         self.send_line = send_line
 
     def compose(self) -> ComposeResult:
         with Vertical(id="connect-body", classes="dialog"):
-            yield Static(Text(self.title_text, style="bold"))
-            yield Static(self.summary, id="connect-summary")
+            yield Static(outside(self.title_text, style="bold"))
+            yield Static(Text("\n".join(printable(line) for line in self.lines)), id="connect-summary")
             yield Input(placeholder="type a line to send (Enter), Esc closes", id="connect-input")
             yield Static("", id="connect-reply")
 
     @on(Input.Submitted, "#connect-input")
     def submitted(self, event: Input.Submitted) -> None:
-        self.query_one("#connect-reply", Static).update("sending…")
+        self.query_one("#connect-reply", Static).update(Text("sending…"))
         self.exchange(event.value)
 
     @work(thread=True, exclusive=True, group="connect", exit_on_error=False)
@@ -213,5 +224,5 @@ class ConnectScreen(ModalScreen[None]):
         elif p.reply is None:
             text = f"connected; {p.detail}"
         else:
-            text = f"reply: {p.reply.rstrip()!r}"
-        self.query_one("#connect-reply", Static).update(text)
+            text = f"reply: {p.reply.rstrip()}"  # whatever the server sent, shown escaped on one line
+        self.query_one("#connect-reply", Static).update(outside(text))

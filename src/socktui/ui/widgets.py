@@ -12,8 +12,16 @@ from textual.binding import Binding
 from textual.widgets import DataTable, RichLog, Static
 
 from ..model import ContainerReport, ContainerSpec, Kind, MountReport, PathStat, ProbeResult, Verdict
-from ..report import printable
+from ..text import printable
 from .picture import plumbing_text
+
+
+def outside(text: str, style: str = "") -> Text:
+    """Text from outside (a path, a name, a label, a reply), as the UI shows it: control characters escaped, and a
+    ``Text``, which Textual never parses as markup (a ``str`` handed to a widget would be: ``[/]`` raises
+    ``MarkupError``, ``[@click=...]`` runs an action)."""
+    return Text(printable(text), style=style)
+
 
 _FALLBACK = {
     "error": "#e0475b",
@@ -78,14 +86,16 @@ class ContainerList(DataTable[Text | str]):
 
     def _cells(self, report: ContainerReport) -> tuple[Text | str, ...]:
         c = report.container
-        name = Text(printable(c.name))
+        name = outside(c.name)
         if c.compose:
-            name.append(f" {printable(c.compose)}", style="dim")
+            name.append_text(outside(f" {c.compose}", style="dim"))
         name.append(" ")
+        # Every cell is a Text: a str cell would be parsed as markup.
+        state = outside(f" {c.state[:7]}")
         if report.note == CHECKING:
-            return (Text("checking…".ljust(11), style="dim"), name, f" {c.state[:7]}", "")
+            return (Text("checking…".ljust(11), style="dim"), name, state, Text(""))
         count = len(report.socket_mounts)
-        return (verdict_text(self.app, report.worst, 11), name, f" {c.state[:7]}", f" {count}" if count else "")
+        return (verdict_text(self.app, report.worst, 11), name, state, Text(f" {count}" if count else ""))
 
     def show(self, reports: Iterable[ContainerReport], needle: str = "") -> None:
         """Make the rows match ``reports`` (filtered): a whole new picture, such as after a filter change."""
@@ -158,7 +168,7 @@ class MountTable(DataTable[Text | str]):
         rows = []
         for m in mounts:
             label = verdict_text(self.app, m.verdict, 11) if m.relevant else Text(m.role.value.ljust(11), style="dim")
-            rows.append((label, Text(f"{printable(m.mount.source)} → {printable(m.mount.destination)}")))
+            rows.append((label, outside(m.mount.source) + Text(" → ") + outside(m.mount.destination)))
         if rows == self._shown:
             return  # nothing to redraw: a rebuild would cost a layout of the whole screen
         keep = self.cursor_row
@@ -182,7 +192,7 @@ def _stat_line(label: str, st: PathStat | None) -> str:
     if st.kind is Kind.MISSING:
         return f"{label}: nothing there"
     if st.kind is Kind.ERROR:
-        return f"{label}: cannot look ({st.error})"
+        return f"{label}: cannot look ({printable(st.error or '')})"
     extra = f", {st.entries} entries" if st.entries is not None else ""
     gone = " (deleted)" if st.kind is Kind.SOCKET and st.nlink == 0 else ""
     return f"{label}: {st.kind.value} inode {st.ino}{gone}, {st.mode:04o} {st.uid}:{st.gid}{extra}"
@@ -194,7 +204,7 @@ def _probe_line(label: str, probe: ProbeResult | None) -> str:
     if probe.ok:
         api = f", {probe.api} API" if probe.api else ""
         return f"{label}: connected in {probe.latency_ms:.2f} ms ({probe.sock_type}{api})"
-    return f"{label}: {probe.errno} ({probe.detail})"
+    return f"{label}: {probe.errno} ({printable(probe.detail)})"
 
 
 def describe_mount(
@@ -217,14 +227,14 @@ def describe_mount(
     view = m.container
     if view is not None:
         if view.stat is None:
-            text.append(f"container: {view.unavailable or 'not looked at'}\n", style="dim")
+            text.append(f"container: {printable(view.unavailable or 'not looked at')}\n", style="dim")
         else:
             text.append(_stat_line("container", view.stat) + "\n", style="dim")
     text.append(_probe_line("host connect", m.host_probe) + "\n", style="dim")
     if view is not None and view.probe is not None:
         text.append(_probe_line("container connect", view.probe) + "\n", style="dim")
     if m.listener is not None:
-        where = f" in {m.listener.container}" if m.listener.container else ""
+        where = f" in {printable(m.listener.container)}" if m.listener.container else ""
         text.append(f"listener: pid {m.listener.pid} {printable(m.listener.command)}{where}\n")
     if m.shadow_created_by_docker_at is not None:
         when = time.strftime("%H:%M:%S", time.localtime(m.shadow_created_by_docker_at))
@@ -241,7 +251,7 @@ def describe_mount(
     if m.fixes:
         text.append("\nfixes (f): " + ", ".join(f.id for f in m.fixes) + "\n")
     if last_test:
-        text.append(f"\nlast test connect: {last_test}\n")
+        text.append(f"\nlast test connect: {printable(last_test)}\n")
     return text
 
 
@@ -251,6 +261,8 @@ class MountInfo(Static):
     _last: Text | str | None = None
 
     def show(self, text: Text | str) -> None:
+        if isinstance(text, str):
+            text = outside(text)  # never markup
         if text != self._last:  # an unchanged update would still cost a layout
             self._last = text
             self.update(text)
