@@ -328,7 +328,8 @@ class SocktuiApp(App[int]):
         mounts = self.visible_mounts(report)
         table.show(mounts)
         c = report.container
-        title = outside(f"{c.name} · {c.state} · {c.image}"[:60])
+        title = outside(f"{c.name} · {c.state} · {c.image}")
+        title.truncate(60)
         if self._mounts_title != title:
             self._mounts_title = title
             table.border_title = title  # a Text: never parsed as markup
