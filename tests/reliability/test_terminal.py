@@ -1,15 +1,19 @@
-"""Terminals: small and resized, NO_COLOR, a light theme, and ssh without COLORTERM (the real binary under a pty).
+"""Terminals: small and resized, NO_COLOR, themes, a locale that is not UTF-8, the mouse, ssh without COLORTERM.
 
-Rendering is what is under test, so most tests give the app a fake session with one hand-built report (no daemon);
-the pty test runs the real ``socktui`` against the private daemon.
+Rendering is what is under test, so most tests give the app a fake session with one hand-built report (no daemon).
+Where the bytes on the wire are the point (colours, encodings, mouse modes), the real ``socktui`` runs under a pty:
+against the private daemon for the ssh case, against an endpoint where nothing listens for the others (the app
+opens with its banner, which is all they need to see).
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import select
+import stat
 import struct
 import subprocess
 import sys
@@ -22,7 +26,7 @@ from typing import Any
 import pytest
 from reliability_support import until
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from harness import Engine
 from socktui.fixes import offers
@@ -263,3 +267,195 @@ def test_the_real_binary_starts_under_a_pty_without_colorterm(engine: Engine) ->
             proc.kill()
             proc.wait(timeout=5)
         os.close(master)
+
+
+# --------------------------------------------------------------------------- the real binary under a pty, no engine
+
+NOWHERE = "unix:///nonexistent/socktui-test/docker.sock"
+MOUSE_ON = (b"\x1b[?1000h", b"\x1b[?1003h", b"\x1b[?1006h")
+
+
+def run_under_pty(
+    *args: str,
+    env: dict[str, str] | None = None,
+    until_text: bytes = b"Retrying in the background",
+    timeout: float = 30,
+) -> bytes:
+    """Everything ``socktui -H NOWHERE ARGS`` writes to an 80x24 terminal until it draws ``until_text``, then ``q``
+    and everything until it exits."""
+    full = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("COLORTERM", "NO_COLOR", "TERM_PROGRAM", "SOCKTUI_DEBUG", "LANG", "LC_ALL", "LC_CTYPE", "TEXTUAL")
+    }
+    full.update({"TERM": "xterm-256color", "LANG": "C.UTF-8"})
+    full.update(env or {})
+    full = {k: v for k, v in full.items() if v}  # an empty value in ``env`` removes the variable
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "socktui.cli", "-H", NOWHERE, *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=full,
+        start_new_session=True,
+    )
+    os.close(slave)
+    raw = b""
+
+    def read(seconds: float) -> bool:
+        nonlocal raw
+        if not select.select([master], [], [], seconds)[0]:
+            return False
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the app closed the terminal
+            return False
+        raw += chunk
+        return bool(chunk)
+
+    try:
+        end = time.monotonic() + timeout
+        while until_text not in ANSI.sub(b"", raw) and time.monotonic() < end:
+            if not read(0.1) and proc.poll() is not None:
+                break
+        assert until_text in ANSI.sub(b"", raw), raw[-2000:]
+        os.write(master, b"q")
+        while read(15):
+            pass
+        proc.wait(timeout=15)
+        assert proc.returncode == 0, raw[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        os.close(master)
+    return raw
+
+
+def sgr_colours(raw: bytes) -> set[str]:
+    """Every colour an SGR sequence sets (``38;5;17``, ``41``, ``48;2;1;2;3``); 39 and 49 are the terminal's own."""
+    found: set[str] = set()
+    for params in re.findall(rb"\x1b\[([0-9;:]*)m", raw):
+        parts = [p for p in params.decode().replace(":", ";").split(";") if p]
+        i = 0
+        while i < len(parts):
+            n = int(parts[i])
+            if n in (38, 48):
+                width = 3 if i + 1 < len(parts) and parts[i + 1] == "5" else 5
+                found.add(";".join(parts[i : i + width]))
+                i += width
+                continue
+            if 30 <= n <= 37 or 40 <= n <= 47 or 90 <= n <= 97 or 100 <= n <= 107:
+                found.add(str(n))
+            i += 1
+    return found
+
+
+@pytest.fixture(scope="module")
+def plain_run() -> bytes:
+    """What the app writes with LANG=C.UTF-8, no NO_COLOR, no option: what the other runs are compared with."""
+    return run_under_pty()
+
+
+@pytest.mark.timeout(60)
+def test_no_color_leaves_every_colour_to_the_terminal(plain_run: bytes) -> None:
+    assert sgr_colours(plain_run), "without NO_COLOR the app has colours (else this test proves nothing)"
+    raw = run_under_pty(env={"NO_COLOR": "1"})
+    assert sgr_colours(raw) == set(), sorted(sgr_colours(raw))[:10]
+    assert b"Retrying in the background" in ANSI.sub(b"", raw)
+
+
+async def test_no_color_shows_the_cursor_and_the_focus_by_style(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        table = app.query_one(ContainerList)
+        cursor = table.render_line(table.cursor_row + 1)  # +1: the header line
+        assert any(seg.style is not None and seg.style.reverse for seg in cursor if seg.text.strip())
+        others = table.render_line(table.cursor_row + 2)
+        assert not any(seg.style is not None and seg.style.reverse for seg in others if seg.text.strip())
+        assert table.styles.border_top[0] == "double"  # the focused pane; the others keep their round border
+        assert app.query_one(MountTable).styles.border_top[0] == "round"
+
+
+# --------------------------------------------------------------------------- a terminal that is not UTF-8
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    "env",
+    [{"LC_ALL": "C"}, {"LANG": "C"}, {"LANG": "en_US.ISO-8859-1"}, {"PYTHONIOENCODING": "ascii"}],
+    ids=["LC_ALL=C", "LANG=C", "latin-1", "ascii-stream"],
+)
+def test_a_locale_that_is_not_utf8_gets_ascii_borders_and_a_sentence(env: dict[str, str]) -> None:
+    raw = run_under_pty(env=env)
+    text = ANSI.sub(b"", raw)
+    assert raw.isascii(), bytes(sorted({b for b in raw if b > 127}))[:10]
+    assert b"\\u25" not in text and b"\\x" not in text, "box drawing escaped into text"
+    assert b"+- events -" in text
+    assert b"the terminal's locale is not UTF-8" in text
+
+
+def test_a_utf8_locale_keeps_the_box_drawing(plain_run: bytes) -> None:
+    assert "╭".encode() in plain_run
+    assert b"not UTF-8" not in ANSI.sub(b"", plain_run)
+
+
+# --------------------------------------------------------------------------- the mouse
+
+
+@pytest.mark.timeout(60)
+def test_no_mouse_leaves_the_mouse_to_the_terminal(plain_run: bytes) -> None:
+    assert all(seq in plain_run for seq in MOUSE_ON), "by default the app captures the mouse"
+    raw = run_under_pty("--no-mouse")
+    assert not any(seq in raw for seq in MOUSE_ON), [seq for seq in MOUSE_ON if seq in raw]
+
+
+# --------------------------------------------------------------------------- themes
+
+
+def test_an_unknown_theme_is_refused_with_the_names_there_are() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "socktui.cli", "-H", NOWHERE, "--theme", "no-such-theme"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "no theme 'no-such-theme'" in proc.stderr and "nord" in proc.stderr and "textual-light" in proc.stderr
+
+
+async def test_the_theme_option_and_the_palette_choice_is_remembered(tmp_path: Any) -> None:
+    from socktui.cli.main import build_parser
+    from socktui.settings import Settings
+    from socktui.ui.app import build_app
+
+    settings = Settings.for_user(env={"XDG_CONFIG_HOME": str(tmp_path)})
+    args = build_parser().parse_args(["-H", NOWHERE, "--theme", "nord"])
+    assert build_app(args).theme == "nord"
+
+    app = SocktuiApp(FakeSession(), live=False, settings=settings)  # type: ignore[arg-type]
+    assert app.theme != "dracula"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("ctrl+p", *"theme")
+        await until(pilot, lambda: "theme" in str(app.screen.query_one(Input).value), "the palette")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen.query(Input) and app.screen.query_one(Input).value == "", "themes")
+        await pilot.press(*"dracula", "enter")
+        await until(pilot, lambda: app.theme == "dracula", "the theme picked in the palette")
+        saved = tmp_path / "socktui" / "settings.json"
+        await until(pilot, lambda: saved.exists() and "dracula" in saved.read_text(), "the choice saved")
+    assert json.loads(saved.read_text()) == {"theme": "dracula"}
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert stat.S_IMODE(saved.parent.stat().st_mode) == 0o700
+
+    again = SocktuiApp(FakeSession(), live=False, settings=settings)  # type: ignore[arg-type]
+    assert again.theme == "dracula"
+    chosen = SocktuiApp(FakeSession(), live=False, theme="nord", settings=settings)  # type: ignore[arg-type]
+    assert chosen.theme == "nord", "--theme wins over the remembered one"

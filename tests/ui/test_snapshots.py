@@ -350,3 +350,12 @@ def test_fix_plan_preview(snap_compare: Any) -> None:
         await _until(pilot, lambda: getattr(app.screen, "stage", "") == "preview", "the plan preview")
 
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=preview)
+
+
+def test_main_screen_ascii_80x24(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A terminal that is not UTF-8: every cell ASCII, and the log says why. The sentence names the locale.
+    for name in ("LC_ALL", "LC_CTYPE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C")
+    app = SocktuiApp(FakeSession(), live=False, ascii_only=True)  # type: ignore[arg-type]
+    assert snap_compare(app, terminal_size=(80, 24), run_before=loaded)

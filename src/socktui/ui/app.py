@@ -104,6 +104,8 @@ class SocktuiApp(App[int]):
         self.settings = settings
         """Where the theme picked in the palette is remembered; None remembers nothing (tests)."""
         self.startup_notes: list[str] = []
+        self._settings_lock = threading.Lock()
+        self._theme_to_save = ""
         if theme is not None:
             self.theme = theme
         elif settings is not None:
@@ -143,11 +145,14 @@ class SocktuiApp(App[int]):
 
     def _theme_changed(self, theme: object) -> None:
         if self.settings is not None:
-            self.save_settings(self.settings, self.theme)
+            self._theme_to_save = self.theme
+            self.save_settings(self.settings)
 
-    @work(thread=True, exclusive=True, group="settings", exit_on_error=False)
-    def save_settings(self, settings: Settings, theme: str) -> None:
-        problem = settings.save(theme=theme)
+    @work(thread=True, group="settings", exit_on_error=False)
+    def save_settings(self, settings: Settings) -> None:
+        # One save at a time, each writing the newest choice: a slow older save can never overwrite a newer one.
+        with self._settings_lock:
+            problem = settings.save(theme=self._theme_to_save)
         if problem:
             self.post(LogLine(problem, "bold"))
 
@@ -174,6 +179,7 @@ class SocktuiApp(App[int]):
         self.query_one("#log").border_title = "events"
         self.log_line(f"looking at {self.session.engine.endpoint.url} ({self.session.engine.endpoint.source})")
         if self.ascii_only:
+            self.add_class("-ascii")  # socktui.tcss gives the thick and tall borders their ASCII form
             self.log_line(not_utf8_sentence(), style="bold")
         for note in self.startup_notes:
             self.log_line(note)

@@ -24,14 +24,17 @@ from rich.segment import Segment
 from textual.color import Color
 from textual.filter import LineFilter
 
+from ..text import printable
+
 # The characters Python's UTF-8 coercion of a C/POSIX locale puts into LC_CTYPE (PEP 538).
 _COERCED_CTYPES = {"C.UTF-8", "C.utf8", "UTF-8"}
 
 RAW_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def locale_is_utf8(env: Mapping[str, str] | None = None, *, coerced: bool | None = None) -> bool:
-    """Whether the user's locale says the terminal speaks UTF-8: LC_ALL, else LC_CTYPE, else LANG (as tmux decides).
+def deciding_locale(env: Mapping[str, str] | None = None, *, coerced: bool | None = None) -> tuple[str, str]:
+    """The variable that decides the terminal's character set and its value: LC_ALL, else LC_CTYPE, else LANG (as
+    tmux decides); ``("", "")`` when none is set.
 
     When Python found a C or POSIX locale at start-up it switched itself to UTF-8 (PEP 538/540) and wrote
     ``LC_CTYPE=C.UTF-8`` into the environment: that value is Python's, not the user's, so it is skipped.
@@ -44,9 +47,15 @@ def locale_is_utf8(env: Mapping[str, str] | None = None, *, coerced: bool | None
         if name == "LC_CTYPE" and coerced and value in _COERCED_CTYPES:
             continue
         if value:
-            codeset = value.partition(".")[2].partition("@")[0].lower().replace("-", "")
-            return codeset == "utf8"
-    return False
+            return name, value
+    return "", ""
+
+
+def locale_is_utf8(env: Mapping[str, str] | None = None, *, coerced: bool | None = None) -> bool:
+    """Whether the user's locale says the terminal speaks UTF-8 (``en_US.UTF-8``, ``C.utf8``)."""
+    _, value = deciding_locale(env, coerced=coerced)
+    codeset = value.partition(".")[2].partition("@")[0].lower().replace("-", "")
+    return codeset == "utf8"
 
 
 def stream_is_utf8(stream: object) -> bool:
@@ -60,9 +69,10 @@ def terminal_is_utf8() -> bool:
 
 
 def not_utf8_sentence() -> str:
-    chosen = next((f"{n}={os.environ[n]}" for n in ("LC_ALL", "LC_CTYPE", "LANG") if os.environ.get(n)), "no LANG")
+    name, value = deciding_locale()
+    chosen = f"{name}={value}" if name else "none of LC_ALL, LC_CTYPE, LANG is set"
     return (
-        f"the terminal's locale is not UTF-8 ({chosen}): drawing with ASCII; "
+        f"the terminal's locale is not UTF-8 ({printable(chosen)}): drawing with ASCII; "
         "for the full picture use a UTF-8 locale, e.g. LANG=C.UTF-8"
     )
 
