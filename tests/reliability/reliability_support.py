@@ -274,6 +274,7 @@ class FakeWorld:
     containers: Any = field(default_factory=list)  # the /containers/json body, as it will be sent
     inspect: dict[str, Any] = field(default_factory=dict)  # id -> /containers/{id}/json body
     requests: list[str] = field(default_factory=list)
+    version_error: str = "fake engine: no version for you"  # the message of /version's 500 when version is None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -305,7 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"OK", "text/plain")
         elif route == "/version":
             if world.version is None:
-                self._send(500, {"message": "fake engine: no version for you"})
+                self._send(500, {"message": world.version_error})
             else:
                 self._send(200, world.version)
         elif route == "/info":

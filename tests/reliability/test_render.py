@@ -45,7 +45,6 @@ from textual.widgets import Input, OptionList, Static
 from harness import ContainerFactory, Engine
 from socktui.session import Options, make_session
 from socktui.ui.app import SocktuiApp
-from socktui.ui.messages import EngineProblem
 from socktui.ui.screens import ConnectScreen, FixScreen, HelpScreen
 from socktui.ui.widgets import ContainerList, MountInfo, MountTable
 
@@ -87,8 +86,10 @@ def shown(app: SocktuiApp) -> str:
     return visible_text(frame(app))
 
 
-def assert_nothing_raw(app: SocktuiApp, where: str) -> str:
-    """No OSC, no raw control character in the frame; returns the visible text."""
+async def assert_nothing_raw(pilot: Any, app: SocktuiApp, where: str) -> str:
+    """No OSC, no raw control character in the frame; returns the visible text. Waits for the pending refresh, so
+    the frame is the one the last change asked for."""
+    await pilot.pause()
     out = frame(app)
     assert "\x1b]" not in out, f"{where}: an OSC sequence reaches the terminal"
     visible = visible_text(out)
@@ -195,19 +196,19 @@ async def test_hostile_names_paths_labels_and_replies_are_shown_escaped_on_every
         await pilot.pause()
 
         # list and detail: the label, the mount sources, the socket names, the listener's command line
-        visible = assert_nothing_raw(app, "main screen")
+        visible = await assert_nothing_raw(pilot, app, "main screen")
         # the container list cuts the label at its column's width; the markup is already in what fits
         assert printable(f" {EVIL}")[:60] in visible, "the compose label, escaped, in the container list"
         assert escaped_in(str(shared), visible), "the mount source, escaped, in the mount table"
         info = app.query_one(MountInfo)
         await until(pilot, lambda: "stale" in str(info.content), "the socket-dir mount in the detail pane")
-        visible = assert_nothing_raw(app, "detail of the socket directory")
+        visible = await assert_nothing_raw(pilot, app, "detail of the socket directory")
         assert escaped_in(stale.name, visible) and escaped_in(live.name, visible)
 
         # copy: the toast about what was copied
         await pilot.press("c")
         await until(pilot, lambda: "Copied" in shown(app), "the copy toast")
-        visible = assert_nothing_raw(app, "copy toast")
+        visible = await assert_nothing_raw(pilot, app, "copy toast")
         assert all(not any(not ch.isprintable() for ch in str(n.message)) for n in app._notifications)
 
         # fix plan and progress: remove the stale socket, whose name holds a newline
@@ -220,7 +221,7 @@ async def test_hostile_names_paths_labels_and_replies_are_shown_escaped_on_every
         plan = str(screen.query_one("#fix-plan", Static).content)
         assert any(printable(str(stale)) in line for line in plan.splitlines()), "the path whole, on one line"
         assert not any(line.startswith(".sock") for line in plan.splitlines()), "no line forged by the newline"
-        visible = assert_nothing_raw(app, "fix plan")
+        visible = await assert_nothing_raw(pilot, app, "fix plan")
         assert escaped_in(str(stale), visible) or escaped_in(stale.name, visible)
         await pilot.press("y")
         await until(pilot, lambda: screen.stage == "done", "the fix to finish", timeout=30)
@@ -229,7 +230,7 @@ async def test_hostile_names_paths_labels_and_replies_are_shown_escaped_on_every
         assert len(progress) == len(screen.result.steps), progress  # one line per step, none forged
         assert all(line.startswith("  [done] ") for line in progress), progress
         assert any(printable(str(stale)) in line for line in progress), progress
-        assert_nothing_raw(app, "fix progress")
+        await assert_nothing_raw(pilot, app, "fix progress")
         assert not stale.exists()
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, FixScreen), "the fix screen to close")
@@ -246,25 +247,25 @@ async def test_hostile_names_paths_labels_and_replies_are_shown_escaped_on_every
             await pilot.press("down" if row > mounts.cursor_row else "up")
         await until(pilot, lambda: "/run/live.sock" in str(info.content), "the live mount in the detail pane")
         await until(pilot, lambda: f"pid {server.pid}" in str(info.content), "the listener named")
-        visible = assert_nothing_raw(app, "detail of the live mount")
+        visible = await assert_nothing_raw(pilot, app, "detail of the live mount")
         assert escaped_in(EVIL, visible), "the listener's command line, escaped"
         await pilot.press("t")
         connect = await until(pilot, lambda: isinstance(app.screen, ConnectScreen) and app.screen, "the test screen")
         summary = str(connect.query_one("#connect-summary", Static).content)
         assert f"host {printable(str(live))}: connected" in summary
-        assert_nothing_raw(app, "test connect")
+        await assert_nothing_raw(pilot, app, "test connect")
         await until(pilot, lambda: isinstance(app.focused, Input), "the line to send")
         await pilot.press(*"hi", "enter")
         reply = connect.query_one("#connect-reply", Static)
         await until(pilot, lambda: str(reply.content).startswith("reply:"), "the server's reply")
         assert str(reply.content) == f"reply: {printable(EVIL)}"
-        visible = assert_nothing_raw(app, "the reply")
+        visible = await assert_nothing_raw(pilot, app, "the reply")
         assert escaped_in(EVIL, visible)
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, ConnectScreen), "the test screen to close")
 
         # the log: the test connect and the fix, with their paths escaped
-        visible = assert_nothing_raw(app, "the log")
+        visible = await assert_nothing_raw(pilot, app, "the log")
         squeezed = "".join(log_text(app).split())  # the log wraps long lines anywhere at 80 columns
         assert "".join(printable(f"test connect {live}: connected").split()) in squeezed
         assert (
@@ -313,14 +314,14 @@ async def test_what_a_hostile_engine_says_is_shown_escaped_and_never_as_markup(d
             async with app.run_test(size=SIZE, notifications=True) as pilot:
                 await until(pilot, lambda: app.report is not None and app.selected_id is not None, "the first look")
                 await pilot.pause()
-                visible = assert_nothing_raw(app, "main screen")
+                visible = await assert_nothing_raw(pilot, app, "main screen")
                 for fragment in (EVIL, f"27.0{TITLE}[/]"):
                     assert escaped_in(fragment, visible), fragment  # the name in the list, the version in the top bar
                 assert f"─ {printable(EVIL)[:40]}" in visible, "the name, escaped, in the mount table's border title"
 
                 await pilot.press("question_mark")
                 await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
-                assert_nothing_raw(app, "help")
+                await assert_nothing_raw(pilot, app, "help")
                 await pilot.press("escape")
                 await until(pilot, lambda: not isinstance(app.screen, HelpScreen), "help to close")
 
@@ -330,19 +331,29 @@ async def test_what_a_hostile_engine_says_is_shown_escaped_and_never_as_markup(d
                 await until(pilot, lambda: screen.stage == "preview", "the plan preview")
                 plan = str(screen.query_one("#fix-plan", Static).content)
                 assert f"  for {printable(EVIL)}: " in plan.splitlines()[1], plan
-                assert_nothing_raw(app, "fix plan")
+                await assert_nothing_raw(pilot, app, "fix plan")
                 await pilot.press("escape", "escape")
                 await until(pilot, lambda: not isinstance(app.screen, FixScreen), "the fix screen to close")
 
-                app.post_message(EngineProblem(f"lost the engine: {EVIL}\nStart the daemon again."))
-                banner = app.query_one("#banner", Static)
-                await until(pilot, lambda: banner.display, "the banner")
-                await pilot.pause()
-                visible = assert_nothing_raw(app, "banner")
-                assert escaped_in(EVIL, visible)
                 assert app.return_code is None and app.is_running
     finally:
         holder.close()
+
+
+async def test_an_engine_error_message_is_shown_escaped_in_the_banner(d: Path) -> None:
+    world = FakeWorld(version=None, version_error=EVIL)
+    # socktui keeps the first line of what the engine said (and adds its own advice on the next)
+    said = EVIL.split("\n")[0]
+    with FakeEngine(d / "e.sock", world) as fake:
+        app = SocktuiApp(make_session(Options(host=fake.url)), live=False)
+        async with app.run_test(size=SIZE) as pilot:
+            banner = app.query_one("#banner", Static)
+            await until(pilot, lambda: banner.display and printable(said) in str(banner.content), "the message")
+            visible = await assert_nothing_raw(pilot, app, "banner")
+            assert escaped_in(said, visible)
+            await until(pilot, lambda: "engine unreachable" in log_text(app), "the log line")
+            assert printable(said) in "".join(log_text(app).split())
+            assert app.return_code is None and app.is_running
 
 
 def test_check_text_output_escapes_everything_a_hostile_engine_and_paths_say(d: Path) -> None:

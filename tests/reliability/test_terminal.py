@@ -24,7 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from reliability_support import until
+from reliability_support import log_text, until
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
@@ -396,7 +396,21 @@ def test_a_locale_that_is_not_utf8_gets_ascii_borders_and_a_sentence(env: dict[s
     assert raw.isascii(), bytes(sorted({b for b in raw if b > 127}))[:10]
     assert b"\\u25" not in text and b"\\x" not in text, "box drawing escaped into text"
     assert b"+- events -" in text
-    assert b"the terminal's locale is not UTF-8" in text
+
+
+async def test_a_locale_that_is_not_utf8_is_named_in_the_log(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from socktui.cli.main import build_parser
+    from socktui.ui.app import build_app
+
+    for name in ("LC_ALL", "LC_CTYPE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    app = build_app(build_parser().parse_args(["-H", NOWHERE]))
+    assert app.ascii_only
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "is not UTF-8" in log_text(app), "the sentence in the log")
+        assert "(LANG=C): drawing with ASCII; for the full picture use a UTF-8 locale" in log_text(app)
 
 
 def test_a_utf8_locale_keeps_the_box_drawing(plain_run: bytes) -> None:
