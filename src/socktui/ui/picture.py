@@ -12,7 +12,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import App
 
-from ..explain import PANE_WIDTH, Charset, Clock, LineKind, charset_for, hhmmss, picture
+from ..explain import ASCII, PANE_WIDTH, Charset, Clock, LineKind, charset_for, hhmmss, picture
 from ..model import ContainerSpec, MountReport
 
 # The detail pane is what the container list (45%, at least 36 columns) leaves, less border, padding and scrollbar.
@@ -48,7 +48,9 @@ def plumbing_text(
         LineKind.UNKNOWN: f"bold {theme.accent or '#5f87d7'}",
     }
     text = Text()
-    lines = picture(mount, container, width=pane_width(app), charset=charset or terminal_charset(), clock=clock)
+    if charset is None:  # the app knows when the terminal is not UTF-8 (ui.terminal), whatever stdout says
+        charset = ASCII if getattr(app, "ascii_only", False) else terminal_charset()
+    lines = picture(mount, container, width=pane_width(app), charset=charset, clock=clock)
     for line in lines:
         if line.kind is LineKind.NODE:
             label, _, rest = line.text.partition(" ")
