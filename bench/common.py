@@ -117,6 +117,10 @@ class Farm:
             last = t1
         return first, last
 
+    def accepts(self) -> int:
+        """Connections the farm's servers have accepted so far (socktui's connects, and nothing else here)."""
+        return int(self.command("accepts")[0])
+
     def unlink(self, paths: Sequence[str]) -> tuple[float, float]:
         t0, t1 = (float(x) for x in self.command("unlink", paths))
         return t0, t1

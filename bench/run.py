@@ -89,6 +89,7 @@ class SizeResults:
     oneshot_check_s: list[float] = field(default_factory=list)
     oneshot_baseline_s: list[float] = field(default_factory=list)
     oneshot_check_rc: int = -1
+    oneshot_connects: list[int] = field(default_factory=list)  # connections the farm's servers accepted per check
     oneshot_containers: int = -1
     startup_s: list[float] = field(default_factory=list)
     startup_paint_s: list[float] = field(default_factory=list)
@@ -117,7 +118,7 @@ def baseline(host: str) -> float:
     return time.monotonic() - t0
 
 
-def measure_oneshot(host: str, n: int, runs: int, out: SizeResults) -> None:
+def measure_oneshot(host: str, n: int, runs: int, out: SizeResults, farm: Farm) -> None:
     check = [SOCKTUI, "check", "--json", "-H", host]
     _, first = timed(check)  # warm-up (bytecode, page cache), also the correctness check
     doc = json.loads(first.stdout)
@@ -131,14 +132,19 @@ def measure_oneshot(host: str, n: int, runs: int, out: SizeResults) -> None:
         order = ("check", "baseline") if r % 2 == 0 else ("baseline", "check")
         for which in order:
             if which == "check":
+                accepted = farm.accepts()
                 took, done = timed(check)
+                out.oneshot_connects.append(farm.accepts() - accepted)
                 if done.returncode not in (0, 1):
                     raise RuntimeError(f"socktui check failed: {done.stderr.decode()[-500:]}")
                 out.oneshot_check_s.append(took)
             else:
                 out.oneshot_baseline_s.append(baseline(host))
     c, b = Summary.of(out.oneshot_check_s), Summary.of(out.oneshot_baseline_s)
-    log(f"  one-shot N={n}: check {c.median:.2f} s, baseline {b.median:.2f} s, ratio {c.median / b.median:.2f}")
+    log(
+        f"  one-shot N={n}: check {c.median:.2f} s, baseline {b.median:.2f} s, ratio {c.median / b.median:.2f}, "
+        f"connects to listening servers per check {max(out.oneshot_connects, default=0)}"
+    )
 
 
 # --------------------------------------------------------------------------- 2. start-up
@@ -351,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"  machine busy {out.background_busy_pct:.0f}% of all cores with nothing measured (the containers)")
             out.load.append(f"start {loadavg()}")
             if "oneshot" in only:
-                measure_oneshot(daemon.host, n, plan.oneshot_runs[n], out)
+                measure_oneshot(daemon.host, n, plan.oneshot_runs[n], out, farm)
             if "startup" in only:
                 measure_startup(daemon.host, n, plan.startup_runs, reaper, out)
             if "live" in only:

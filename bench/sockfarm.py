@@ -12,6 +12,7 @@ Prints ``READY <count>`` once the initial paths are bound. Commands, one per lin
     bind PATH...      bind + listen each (an existing *socket* there is unlinked first); OK <t_first> <t_last>
     unlink PATH...    unlink each path, then close its listener;                       OK <t_first> <t_last>
     count             OK <number of listening sockets>
+    accepts           OK <number of connections accepted since start>: what socktui's looks cost the servers
     quit              close everything (sockets stay on disk, the benchmark removes its directory)
 
 An error answers ``ERR <path> <errno name>`` and changes nothing more for that command.
@@ -40,6 +41,7 @@ class Farm:
     def __init__(self) -> None:
         self.sel = selectors.DefaultSelector()
         self.listeners: dict[str, socket.socket] = {}
+        self.accepted = 0
 
     def bind(self, path: str) -> None:
         try:
@@ -76,6 +78,7 @@ class Farm:
                 return
             except OSError:
                 return
+            self.accepted += 1
             conn.close()  # a probe only needs the connect to succeed
 
 
@@ -93,6 +96,9 @@ def _command(farm: Farm, line: str) -> bool:
         return False
     if verb == "count":
         _reply(f"OK {len(farm.listeners)}")
+        return True
+    if verb == "accepts":
+        _reply(f"OK {farm.accepted}")
         return True
     if verb not in ("bind", "unlink"):
         _reply(f"ERR - unknown-command:{verb}")

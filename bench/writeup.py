@@ -114,8 +114,11 @@ def write_report(raw: dict[str, Any], out: Path) -> None:
     add("docker -H unix://<private dockerd> ps -a -q  &&  docker -H unix://<private dockerd> inspect <all ids>")
     add("```")
     add("")
-    add("| N | runs | socktui check median | p95 | baseline median | p95 | ratio (medians) |")
-    add("|---|---|---|---|---|---|---|")
+    add(
+        "| N | runs | socktui check median | p95 | baseline median | p95 | ratio (medians) "
+        "| connects to listening servers per check |"
+    )
+    add("|---|---|---|---|---|---|---|---|")
     check_med: dict[int, float] = {}
     base_med: dict[int, float] = {}
     for n in ns:
@@ -124,8 +127,12 @@ def write_report(raw: dict[str, Any], out: Path) -> None:
             continue
         c, b = _s([x * 1000 for x in s["oneshot_check_s"]]), _s([x * 1000 for x in s["oneshot_baseline_s"]])
         check_med[n], base_med[n] = c.median, b.median
+        connects = s.get("oneshot_connects") or []
+        per_check = f"{min(connects)}–{max(connects)}" if connects and min(connects) != max(connects) else None
+        per_check = per_check or (str(connects[0]) if connects else "not counted")
         add(
-            f"| {n} | {c.n} | {ms(c.median)} | {ms(c.p95)} | {ms(b.median)} | {ms(b.p95)} | {c.median / b.median:.2f} |"
+            f"| {n} | {c.n} | {ms(c.median)} | {ms(c.p95)} | {ms(b.median)} | {ms(b.p95)} | {c.median / b.median:.2f} "
+            f"| {per_check} |"
         )
     if check_med:
         add("")

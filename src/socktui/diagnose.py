@@ -5,14 +5,31 @@ from __future__ import annotations
 import posixpath
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 
 from .engine import Engine
 from .fixes import offers
 from .listeners import ListenerIndex
-from .model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, MountReport, Product, Role, SocketReport
-from .observe import ContainerLook, HostCache, mount_role, observe_mount, with_listeners
-from .verdict import MountObservation, decide, decide_entry
+from .model import (
+    CheckReport,
+    ContainerReport,
+    ContainerSpec,
+    EngineInfo,
+    Kind,
+    Liveness,
+    MountReport,
+    Product,
+    Role,
+    SocketReport,
+)
+from .observe import ContainerLook, HostCache, mount_role, observe_mount, with_liveness
+from .verdict import MountObservation, PathObservation, api_server, decide, decide_entry
+
+FALLBACK_NOTE = (
+    "this kernel cannot list unix sockets by file (no unix_diag): listeners were matched by the path they bound, "
+    "read from /proc/net/unix, and a server in a namespace socktui did not read may be missed"
+)
 
 
 class Cancelled(Exception):
@@ -47,6 +64,7 @@ def report_for(obs: MountObservation) -> MountReport:
             host_probe=entry.host_probe,
             container=entry.view,
             listener=entry.listener,
+            bound=entry.bound,
         )
         for entry in obs.entries
     )
@@ -60,6 +78,7 @@ def report_for(obs: MountObservation) -> MountReport:
         host_probe=obs.target.host_probe,
         container=obs.target.view,
         listener=obs.target.listener,
+        bound=obs.target.bound,
         shadow_created_by_docker_at=decision.shadow_created_at if decision else None,
         sockets=sockets,
         fixes=tuple(
@@ -73,10 +92,10 @@ def report_for(obs: MountObservation) -> MountReport:
 
 
 class Look:
-    """One look at many containers: observe each as it arrives, resolve listeners once, then decide.
+    """One look at many containers: observe each as it arrives, then read socket tables and resolve listeners once.
 
     Containers can be added while others are still being inspected, so a check overlaps the engine's answers with
-    the filesystem work instead of waiting for every inspect first.
+    the filesystem work instead of waiting for every inspect first. Nothing is connected to unless ``connect``.
     """
 
     def __init__(
@@ -85,11 +104,15 @@ class Look:
         names_by_id: dict[str, str],
         expected: Sequence[str] = (),
         cache: HostCache | None = None,
+        *,
+        connect: bool = False,
     ) -> None:
         self.info = info
         self.expected = expected
         self.cache = cache or HostCache()
+        self.connect = connect
         self.listeners = ListenerIndex(names_by_id)
+        self.notes: tuple[str, ...] = ()
         self.pending: list[tuple[ContainerSpec, list[MountObservation | MountReport]]] = []
         self.mapped: dict[str, list[tuple[int, str]]] = {}  # host source -> (pid, destination) of running ones
 
@@ -105,7 +128,9 @@ class Look:
                     if role is Role.OTHER:
                         items.append(MountReport(mount=mount, role=role, verdict=None, reason=""))
                     else:
-                        items.append(observe_mount(info, look, mount, role, cache, self.listeners, creds, expected))
+                        items.append(
+                            observe_mount(info, look, mount, role, cache, creds, expected, connect=self.connect)
+                        )
             finally:
                 look.close()
         else:
@@ -115,30 +140,57 @@ class Look:
                 self.mapped.setdefault(m.source.rstrip("/"), []).append((container.pid, m.destination.rstrip("/")))
         self.pending.append((container, items))
 
-    def _look_in_other_containers(self) -> None:
-        """A server inside another container binds under *its* path, in *its* network namespace."""
-        for _, items in self.pending:
-            for item in items:
-                if isinstance(item, MountReport):
-                    continue
-                for path_obs in (item.target, *item.entries):
-                    host_path = path_obs.via_symlink or path_obs.host_path
-                    probe = path_obs.host_probe
-                    if probe is None or not probe.ok or self.listeners.found_here(host_path):
-                        continue
-                    source = host_path
-                    while source not in ("", "/"):
-                        for pid, destination in self.mapped.get(source, ()):
-                            self.listeners.want_elsewhere(host_path, destination + host_path[len(source) :], pid)
-                        source = posixpath.dirname(source)
+    def _elsewhere(self, *paths: str) -> Iterator[tuple[int, str]]:
+        """(pid, path inside) of every running container that mounts one of these host paths or a directory above."""
+        seen: set[tuple[int, str]] = set()
+        for host_path in paths:
+            source = host_path.rstrip("/") or "/"
+            while True:
+                for pid, destination in self.mapped.get(source, ()):
+                    inside = destination + host_path[len(source) :] if source != "/" else destination + host_path
+                    if (pid, inside) not in seen:
+                        seen.add((pid, inside))
+                        yield pid, inside
+                if source in ("/", ""):
+                    break
+                source = posixpath.dirname(source)
+
+    def _bound(self, path_obs: PathObservation) -> PathObservation:
+        host = path_obs.host
+        if host is None or host.kind is not Kind.SOCKET:
+            return path_obs
+        seen_at = path_obs.via_symlink or path_obs.host_path
+        state = self.listeners.state(host.identity, seen_at, self._elsewhere(path_obs.host_path, seen_at))
+        return replace(path_obs, bound=state)
+
+    def _listened(self, path_obs: PathObservation) -> PathObservation:
+        state = path_obs.bound
+        if state is None:
+            return path_obs
+        listener = self.listeners.listener(state)
+        seen_at = path_obs.via_symlink or path_obs.host_path
+        probe = None
+        if self.connect:
+            # Asked for: connect, and say hello over HTTP only to an engine's own daemon.
+            probe = self.cache.probe(seen_at, ping=api_server(listener) in ("Docker", "Podman"))
+        elif state.liveness is Liveness.UNSEEN and not state.by_name:
+            # Nobody visible is bound to this file, so a connect reaches no server we know of; it can only tell
+            # whether one hides in a namespace that could not be read.
+            probe = self.cache.probe(seen_at)
+        return replace(path_obs, listener=listener, host_probe=probe)
 
     def finish(self) -> list[ContainerReport]:
-        self._look_in_other_containers()
+        bound = [
+            (container, [item if isinstance(item, MountReport) else with_liveness(item, self._bound) for item in items])
+            for container, items in self.pending
+        ]
         self.listeners.resolve()
+        if self.listeners.tables.fallback:
+            self.notes = (FALLBACK_NOTE,)
         reports = []
-        for container, items in self.pending:
+        for container, items in bound:
             mounts = tuple(
-                item if isinstance(item, MountReport) else report_for(with_listeners(item, self.listeners))
+                item if isinstance(item, MountReport) else report_for(with_liveness(item, self._listened))
                 for item in items
             )
             reports.append(ContainerReport(container=container, mounts=_ordered(mounts)))
@@ -151,10 +203,12 @@ def diagnose_containers(
     expected: Sequence[str] = (),
     cancel: threading.Event | None = None,
     cache: HostCache | None = None,
+    *,
+    connect: bool = False,
 ) -> list[ContainerReport]:
     """Observe and decide for containers that are already listed (and inspected where needed)."""
     containers = list(containers)
-    look = Look(info, {c.id: c.name for c in containers}, expected, cache)
+    look = Look(info, {c.id: c.name for c in containers}, expected, cache, connect=connect)
     for container in containers:
         if cancel is not None and cancel.is_set():
             raise Cancelled
@@ -177,17 +231,20 @@ def diagnose(
     expected: Sequence[str] = (),
     cancel: threading.Event | None = None,
     on_listed: Callable[[EngineInfo, list[ContainerSpec]], None] | None = None,
+    *,
+    connect: bool = False,
 ) -> CheckReport:
     """The whole look: one list request, inspects only where needed, then observe and decide.
 
     ``on_listed`` hears the list as soon as it is in, so a screen can show the containers before the verdicts.
+    ``connect`` also connects to every socket (host side and container side): only when the user asks.
     """
     info = engine.info()
     listed = select_containers(engine.list_containers(), names)
     if on_listed is not None:
         on_listed(info, listed)
     cache = HostCache()
-    look = Look(info, {c.id: c.name for c in listed}, expected, cache)
+    look = Look(info, {c.id: c.name for c in listed}, expected, cache, connect=connect)
     order = {c.id: i for i, c in enumerate(listed)}
     to_inspect = []
     for c in listed:
@@ -202,4 +259,4 @@ def diagnose(
         if inspected is not None:
             look.add(inspected)
     reports = sorted(look.finish(), key=lambda r: order.get(r.container.id, len(order)))
-    return CheckReport(engine=info, containers=tuple(reports), checked_at=time.time())
+    return CheckReport(engine=info, containers=tuple(reports), checked_at=time.time(), notes=look.notes)

@@ -74,20 +74,29 @@ def host_lstat(path: str) -> PathStat:
     return path_stat_from(path, st, entries=entries, target=target)
 
 
-def host_socket_names(directory: str, limit: int = DIR_SCAN_LIMIT) -> tuple[str, ...]:
-    """Names of sockets (and symlinks whose names look like sockets) one level down a host directory."""
+def host_socket_names(directory: str) -> tuple[str, ...]:
+    """Names of sockets (and symlinks whose names look like sockets) one level down a host directory.
+
+    Every entry is looked at: a socket hidden past some scan limit would silently make the mount "not a socket
+    directory". It stays cheap because the directory listing already carries each entry's type (``d_type``):
+    directories, regular files and symlinks cost no system call, and only the rest (sockets, FIFOs, devices, or
+    entries of a filesystem that gives no type) are ``lstat``-ed.
+    """
     names: list[str] = []
     try:
         with os.scandir(directory) as it:
-            for seen, entry in enumerate(it):
-                if seen >= limit:
-                    break
+            for entry in it:
                 try:
-                    mode = entry.stat(follow_symlinks=False).st_mode
+                    if entry.is_symlink():
+                        if looks_like_socket(entry.name):
+                            names.append(entry.name)
+                        continue
+                    if entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False):
+                        continue
+                    if stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode):
+                        names.append(entry.name)
                 except OSError:
                     continue
-                if stat.S_ISSOCK(mode) or (stat.S_ISLNK(mode) and looks_like_socket(entry.name)):
-                    names.append(entry.name)
     except OSError:
         return ()
     return tuple(sorted(names))
@@ -154,20 +163,25 @@ class ContainerRoot:
 
     def read_text(self, path: str, limit: int = 1 << 20) -> str | None:
         """Read a small file such as /etc/passwd inside the container, confined to its root."""
+        # The container controls what is there. Opening a FIFO for reading waits for a writer forever, and opening a
+        # device can do anything, so the object is pinned with an O_PATH fd (which opens nothing), checked to be a
+        # regular file, and only then reopened for reading through that fd: the same inode, never another.
         try:
-            fd = openat2(
-                self.fd,
-                path.lstrip("/"),
-                os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
-                RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-            )
+            pinned = self.open_path(path)
         except OSError:
             return None
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(os.fstat(pinned).st_mode):
                 return None
+            fd = os.open(fd_path(pinned), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            return None
+        finally:
+            os.close(pinned)
+        try:
             return os.read(fd, limit).decode("utf-8", "replace")
+        except OSError:
+            return None
         finally:
             os.close(fd)
 

@@ -1,8 +1,13 @@
-"""Who listens on a socket: ``/proc/<pid>/net/unix`` joined by path with a ``/proc/*/fd`` scan.
+"""Who listens on a socket file: found by the file's identity in the kernel's socket tables, never by its name.
 
-``/proc/net/unix`` only lists the reader's network namespace, and its inode column is the *socket's* inode, not the
-socket file's, so the join is by the path the server bound. A server inside a container appears in its own
-namespace's table under its container-side path.
+The socket bound to a file is the one whose ``UNIX_DIAG_VFS`` ``(dev, ino)`` is that file's (:mod:`.socktable`),
+whichever network namespace it sits in and whatever path string its server used: a container that binds the same
+path string in its own namespace binds a *different* file and is never named. The holder of a socket inode is
+found with one ``/proc/*/fd`` scan per look. Namespaces are read only as needed: the host's first, then those of the
+running containers that mount the path; each at most once per look.
+
+Only where the kernel has no ``unix_diag`` (the ``/proc/net/unix`` fallback, which has no file identities) does
+matching fall back to the path string, in the namespace it was read from, and the look says so.
 """
 
 from __future__ import annotations
@@ -10,53 +15,12 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 
-from .model import Listener
+from .model import Listener, Liveness, SocketState
+from .socktable import SOURCE_PROC, SocketTable, UnixSocket, netns_of, read_table
 
-_SO_ACCEPTCON = 0x10000  # the "listening" flag in /proc/net/unix
 _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass(frozen=True)
-class UnixEntry:
-    inode: int
-    listening: bool
-    path: str
-
-
-def parse_net_unix(text: str) -> list[UnixEntry]:
-    """Parse the body of ``/proc/net/unix``. Lines that do not fit (say a path with a newline) are skipped."""
-    entries = []
-    for line in text.splitlines()[1:]:
-        fields = line.split(None, 7)
-        if len(fields) < 8:
-            continue  # unnamed socket, or a continuation line of a path containing a newline
-        try:
-            flags = int(fields[3], 16)
-            inode = int(fields[6])
-        except ValueError:
-            continue
-        path = fields[7]
-        if path.startswith("@"):
-            continue  # abstract socket: has no file
-        entries.append(UnixEntry(inode=inode, listening=bool(flags & _SO_ACCEPTCON), path=path))
-    return entries
-
-
-def read_net_unix(pid: int | str = "self") -> list[UnixEntry]:
-    try:
-        with open(f"/proc/{pid}/net/unix", encoding="utf-8", errors="surrogateescape") as fh:
-            return parse_net_unix(fh.read())
-    except OSError:
-        return []
-
-
-def listening_inode(entries: Iterable[UnixEntry], path: str) -> int | None:
-    """The socket inode listening at ``path``; the newest one when an older listener still holds a replaced name."""
-    found = [e.inode for e in entries if e.listening and e.path == path]
-    return max(found) if found else None
 
 
 _recent_listeners: dict[int, None] = {}  # pids that held listening sockets lately, most recent last
@@ -138,60 +102,152 @@ def container_of(pid: int, names_by_id: Mapping[str, str]) -> str | None:
     return None
 
 
-class ListenerIndex:
-    """Finds listeners for many paths with one ``/proc/*/fd`` scan.
+class SocketTables:
+    """The socket tables one look reads: the host's at most once, each other network namespace at most once."""
 
-    Ask with ``want(path, netns_pid)``, then ``resolve()`` once, then ``get(path, netns_pid)``.
+    def __init__(self, read: Callable[[int | None], SocketTable] = read_table) -> None:
+        self._read = read
+        self._host: SocketTable | None = None
+        self._host_error: OSError | None = None
+        self._by_netns: dict[int, SocketTable | None] = {}  # None: could not be read
+        self.reads = 0
+
+    def host(self) -> SocketTable | None:
+        if self._host is None and self._host_error is None:
+            try:
+                self._host = self._read(None)
+                self.reads += 1
+                self._by_netns[self._host.netns] = self._host
+            except OSError as exc:
+                self._host_error = exc
+        return self._host
+
+    def of_pid(self, pid: int) -> tuple[int | None, SocketTable | None]:
+        """(netns inode, its table). The table is None when the namespace cannot be read (EACCES, EPERM); the
+        namespace is None too when the process is gone (it holds no socket any more)."""
+        try:
+            netns = netns_of(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            return None, None
+        except OSError:
+            return -1, None
+        if netns not in self._by_netns:
+            try:
+                self._by_netns[netns] = self._read(pid)
+                self.reads += 1
+            except OSError:
+                self._by_netns[netns] = None
+        return netns, self._by_netns[netns]
+
+    @property
+    def fallback(self) -> bool:
+        """Some table came from ``/proc/net/unix``: listeners there were matched by name."""
+        return any(t is not None and t.source == SOURCE_PROC for t in self._by_netns.values())
+
+
+def _state_of(found: tuple[UnixSocket, ...], table: SocketTable, *, by_name: bool) -> SocketState | None:
+    listening = [s for s in found if s.listening]
+    if listening:
+        sock = max(listening, key=lambda s: s.inode)
+        return SocketState(
+            liveness=Liveness.NOT_ACCEPTING if sock.backlog_full else Liveness.LISTENING,
+            sock_type=sock.type,
+            queued=sock.queued,
+            backlog=sock.backlog,
+            socket_inode=sock.inode,
+            netns=table.netns,
+            by_name=by_name,
+        )
+    # A datagram server needs no listen(). Stream sockets left bound after their listener closed answer nobody.
+    dgram = [s for s in found if s.type == "dgram"]
+    if dgram:
+        sock = max(dgram, key=lambda s: s.inode)
+        return SocketState(
+            liveness=Liveness.BOUND, sock_type="dgram", socket_inode=sock.inode, netns=table.netns, by_name=by_name
+        )
+    return None
+
+
+def _in_table(table: SocketTable, file: tuple[int, int], name: str | None) -> SocketState | None:
+    if table.has_identities:
+        return _state_of(table.bound_to(file), table, by_name=False)
+    if name is None:
+        return None
+    return _state_of(table.named(name), table, by_name=True)
+
+
+class ListenerIndex:
+    """Finds, for many socket files, the socket bound to each and the process that holds it, in one look.
+
+    Ask with ``state(...)`` for every file, then ``resolve()`` once (one ``/proc/*/fd`` scan for every socket
+    found), then ``listener(state)``.
     """
 
-    def __init__(self, names_by_id: Mapping[str, str]) -> None:
+    def __init__(self, names_by_id: Mapping[str, str], tables: SocketTables | None = None) -> None:
         self._names_by_id = names_by_id
-        self._tables: dict[int | str, dict[str, int]] = {}
-        self._inode_for: dict[tuple[str, int | str], int] = {}
+        self.tables = tables or SocketTables()
         self._pid_for: dict[int, int] = {}
+        self._wanted: set[int] = set()
         self._listeners: dict[int, Listener] = {}
-        self._aliases: dict[str, list[tuple[str, int]]] = {}
 
-    def _table(self, netns_pid: int | str) -> dict[str, int]:
-        """Listening path -> newest socket inode, built once per namespace (a check asks for many paths)."""
-        if netns_pid not in self._tables:
-            index: dict[str, int] = {}
-            for entry in read_net_unix(netns_pid):
-                if entry.listening and entry.inode > index.get(entry.path, -1):
-                    index[entry.path] = entry.inode
-            self._tables[netns_pid] = index
-        return self._tables[netns_pid]
+    def state(
+        self,
+        file: tuple[int, int],
+        host_name: str | None,
+        elsewhere: Iterable[tuple[int, str]] = (),
+    ) -> SocketState:
+        """What is bound to ``file``: in the host's namespace, else in those of ``elsewhere`` (pid, path there).
 
-    def want(self, path: str, netns_pid: int | str = "self") -> None:
-        inode = self._table(netns_pid).get(path)
-        if inode is not None:
-            self._inode_for[(path, netns_pid)] = inode
+        The names are used only by the ``/proc/net/unix`` fallback, which cannot match by identity.
+        """
+        looked = unreadable = 0
+        host = self.tables.host()
+        if host is None:
+            unreadable += 1
+        else:
+            looked += 1
+            found = _in_table(host, file, host_name)
+            if found is not None:
+                return self._wanting(found, looked, unreadable)
+        seen: set[int] = {host.netns} if host is not None else set()
+        for pid, name in elsewhere:
+            netns, table = self.tables.of_pid(pid)
+            if netns is None or (netns in seen and netns != -1):
+                continue  # gone, or a namespace already read
+            seen.add(netns)
+            if table is None:
+                unreadable += 1
+                continue
+            looked += 1
+            found = _in_table(table, file, name)
+            if found is not None:
+                return self._wanting(found, looked, unreadable)
+        liveness = Liveness.UNSEEN if unreadable else Liveness.UNBOUND
+        return SocketState(liveness=liveness, looked_in=looked, unreadable=unreadable, by_name=self.tables.fallback)
 
-    def found_here(self, path: str, netns_pid: int | str = "self") -> bool:
-        return (path, netns_pid) in self._inode_for
-
-    def want_elsewhere(self, host_path: str, container_path: str, netns_pid: int) -> None:
-        """The same socket as another container sees it: a server there listens under that container's path."""
-        self.want(container_path, netns_pid)
-        if (container_path, netns_pid) in self._inode_for:
-            self._aliases.setdefault(host_path, []).append((container_path, netns_pid))
-
-    def get_any(self, host_path: str) -> Listener | None:
-        """The listener of a host path, whether it binds on the host or inside any container mounting it."""
-        found = self.get(host_path)
-        for container_path, netns_pid in self._aliases.get(host_path, ()):
-            found = found or self.get(container_path, netns_pid)
-        return found
+    def _wanting(self, found: SocketState, looked: int, unreadable: int) -> SocketState:
+        if found.socket_inode is not None:
+            self._wanted.add(found.socket_inode)
+        return SocketState(
+            liveness=found.liveness,
+            sock_type=found.sock_type,
+            queued=found.queued,
+            backlog=found.backlog,
+            socket_inode=found.socket_inode,
+            netns=found.netns,
+            looked_in=looked,
+            unreadable=unreadable,
+            by_name=found.by_name,
+        )
 
     def resolve(self) -> None:
-        missing = set(self._inode_for.values()) - set(self._pid_for)
+        missing = self._wanted - set(self._pid_for)
         self._pid_for.update(pids_by_socket_inode(missing))
 
-    def get(self, path: str, netns_pid: int | str = "self") -> Listener | None:
-        inode = self._inode_for.get((path, netns_pid))
-        if inode is None:
+    def listener(self, state: SocketState | None) -> Listener | None:
+        if state is None or state.socket_inode is None:
             return None
-        pid = self._pid_for.get(inode)
+        pid = self._pid_for.get(state.socket_inode)
         if pid is None:
             return None
         if pid not in self._listeners:

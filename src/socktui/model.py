@@ -203,6 +203,36 @@ class ProbeResult:
     reply: str | None = None  # echo test: what came back
 
 
+class Liveness(StrEnum):
+    """What the kernel's socket tables say about a socket file. Learnt without connecting to anyone."""
+
+    LISTENING = "listening"  # a listening socket is bound to the file
+    NOT_ACCEPTING = "not-accepting"  # bound and listening, but its accept queue is full
+    BOUND = "bound"  # bound by a socket that does not listen: a datagram server
+    UNBOUND = "unbound"  # no socket in any namespace looked at is bound to it: nobody can answer
+    UNSEEN = "unseen"  # nobody visible is bound to it, but some namespace that could hold its server was not read
+
+
+@dataclass(frozen=True)
+class SocketState:
+    """The socket bound to a file, as ``sock_diag`` lists it; ``looked_in`` says how many namespaces were read."""
+
+    liveness: Liveness
+    sock_type: str | None = None  # stream, dgram, seqpacket
+    queued: int | None = None  # listeners: connections waiting to be accepted
+    backlog: int | None = None  # listeners: the accept queue's maximum
+    socket_inode: int | None = None
+    netns: int | None = None  # the network namespace the socket was found in
+    looked_in: int = 0  # network namespaces read
+    unreadable: int = 0  # network namespaces that could hold its server but could not be read
+    by_name: bool = False  # the fallback (/proc/net/unix) matched it by name, not by file identity
+
+    @property
+    def answering(self) -> bool:
+        """A server is there to answer (it may still refuse a particular user)."""
+        return self.liveness in (Liveness.LISTENING, Liveness.BOUND)
+
+
 @dataclass(frozen=True)
 class Listener:
     pid: int
@@ -255,6 +285,7 @@ class SocketReport:
     host_probe: ProbeResult | None = None
     container: ContainerView | None = None
     listener: Listener | None = None
+    bound: SocketState | None = None
 
 
 @dataclass(frozen=True)
@@ -267,6 +298,7 @@ class MountReport:
     host_probe: ProbeResult | None = None
     container: ContainerView | None = None
     listener: Listener | None = None
+    bound: SocketState | None = None
     shadow_created_by_docker_at: float | None = None
     sockets: tuple[SocketReport, ...] = ()
     fixes: tuple[FixOffer, ...] = ()
@@ -303,6 +335,7 @@ class CheckReport:
     engine: EngineInfo
     containers: tuple[ContainerReport, ...] = field(default=())
     checked_at: float = 0.0
+    notes: tuple[str, ...] = ()  # about the look itself, e.g. that the kernel could not list sockets by file
 
     @property
     def healthy(self) -> bool:

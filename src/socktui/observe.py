@@ -1,21 +1,22 @@
-"""Gathering observations: ``lstat``, probes and the container's view for one container's mounts.
+"""Gathering observations: ``lstat``, the container's view, and (only when asked) connects, for one container's mounts.
 
-Thin on purpose: every decision about what the observations mean lives in ``verdict``.
+Thin on purpose: every decision about what the observations mean lives in ``verdict``. Whether a socket file has a
+server comes from the kernel's socket tables (:mod:`.listeners`), filled in once the whole look is gathered; a look
+connects to nothing unless the caller asks (``connect=True``: ``socktui check --connect``, ``t`` in the TUI).
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from .fsview import ContainerRoot, host_lstat, host_socket_names
 from .linux import errno_name
-from .listeners import ListenerIndex
 from .model import ContainerSpec, ContainerView, Creds, EngineInfo, Kind, MountSpec, PathStat, ProbeResult, Role
 from .permissions import resolve_creds
-from .probe import probe_fd, probe_host_path, wants_ping
+from .probe import probe_fd, probe_host_path
 from .roles import expected_in, role_of
 from .verdict import MountObservation, PathObservation
 
@@ -28,10 +29,10 @@ class HostCache:
         self._sockets: dict[str, tuple[str, ...]] = {}
         self._probes: dict[str, ProbeResult] = {}
 
-    def probe(self, path: str) -> ProbeResult:
+    def probe(self, path: str, *, ping: bool = False) -> ProbeResult:
         """One host connect per path per look, however many containers mount it (think docker.sock)."""
         if path not in self._probes:
-            self._probes[path] = probe_host_path(path, ping=wants_ping(path))
+            self._probes[path] = probe_host_path(path, ping=ping)
         return self._probes[path]
 
     def lstat(self, path: str) -> PathStat:
@@ -91,15 +92,16 @@ class ContainerLook:
             return None, "user names need the container's /etc/passwd, which can only be read while it runs"
         return resolve_creds(user, self.container.group_add, passwd, group)
 
-    def view(self, path: str, *, with_parents: bool) -> ContainerView:
+    def view(self, path: str, *, with_parents: bool, connect: bool = False) -> ContainerView:
+        """The container's view of ``path``; ``connect`` also connects to it from there (only when asked)."""
         if self.root is None:
             return ContainerView(path=path, unavailable=self.unavailable)
         seen = self.root.lstat(path)
         probe = None
-        if seen.kind is Kind.SOCKET:
+        if connect and seen.kind is Kind.SOCKET:
             try:
                 with self.root.opened(path) as fd:
-                    probe = probe_fd(fd, ping=wants_ping(path))
+                    probe = probe_fd(fd)
             except OSError:
                 probe = None
         parents = self.root.parents(path) if with_parents else ()
@@ -111,10 +113,10 @@ def observe_path(
     container_path: str,
     look: ContainerLook,
     cache: HostCache,
-    listeners: ListenerIndex,
     *,
     with_parents: bool,
     follow_source: bool = False,
+    connect: bool = False,
 ) -> PathObservation:
     host = cache.lstat(host_path)
     via = None
@@ -122,21 +124,8 @@ def observe_path(
         # Docker resolves a -v source's symlinks on the host when it mounts: judge what the container really got.
         via = os.path.realpath(host_path)
         host = cache.lstat(via)
-    seen_at = via or host_path
-    host_probe = cache.probe(seen_at) if host.kind is Kind.SOCKET else None
-    view = look.view(container_path, with_parents=with_parents) if look.container.running else None
-    if host_probe is not None and host_probe.ok:
-        listeners.want(seen_at)
-        if look.container.pid and look.root is not None:
-            listeners.want(container_path, look.container.pid)
-    return PathObservation(
-        host_path=host_path,
-        container_path=container_path,
-        host=host,
-        host_probe=host_probe,
-        view=view,
-        via_symlink=via,
-    )
+    view = look.view(container_path, with_parents=with_parents, connect=connect) if look.container.running else None
+    return PathObservation(host_path=host_path, container_path=container_path, host=host, view=view, via_symlink=via)
 
 
 def observe_mount(
@@ -145,9 +134,10 @@ def observe_mount(
     mount: MountSpec,
     role: Role,
     cache: HostCache,
-    listeners: ListenerIndex,
     creds: tuple[Creds | None, str],
     expected: Iterable[str] = (),
+    *,
+    connect: bool = False,
 ) -> MountObservation:
     container = look.container
     user_creds, note = creds
@@ -156,7 +146,7 @@ def observe_mount(
         target = PathObservation(host_path=mount.source, container_path=mount.destination, host=None)
         return MountObservation(engine, container, mount, role, target)
     target = observe_path(
-        mount.source, mount.destination, look, cache, listeners, with_parents=needs_parents, follow_source=True
+        mount.source, mount.destination, look, cache, with_parents=needs_parents, follow_source=True, connect=connect
     )
     entries: list[PathObservation] = []
     if role is Role.SOCKET_DIR and target.host is not None and target.host.kind is Kind.DIRECTORY:
@@ -170,8 +160,8 @@ def observe_mount(
                     posixpath.join(mount.destination, name),
                     look,
                     cache,
-                    listeners,
                     with_parents=needs_parents,
+                    connect=connect,
                 )
             )
     return MountObservation(
@@ -187,15 +177,6 @@ def observe_mount(
     )
 
 
-def with_listeners(obs: MountObservation, listeners: ListenerIndex) -> MountObservation:
-    """Fill in who listens, once ``listeners.resolve()`` has run for the whole check."""
-
-    def filled(path_obs: PathObservation) -> PathObservation:
-        if path_obs.host_probe is None or not path_obs.host_probe.ok:
-            return path_obs
-        found = listeners.get_any(path_obs.via_symlink or path_obs.host_path)
-        if found is None and obs.container.pid:
-            found = listeners.get(path_obs.container_path, obs.container.pid)
-        return replace(path_obs, listener=found)
-
-    return replace(obs, target=filled(obs.target), entries=tuple(filled(e) for e in obs.entries))
+def with_liveness(obs: MountObservation, fill: Callable[[PathObservation], PathObservation]) -> MountObservation:
+    """The observation with every socket path's liveness filled in by ``fill`` (once the whole look is in)."""
+    return replace(obs, target=fill(obs.target), entries=tuple(fill(e) for e in obs.entries))

@@ -131,9 +131,3 @@ def recognise_api(raw: bytes) -> str | None:
     if b"libpod" in headers:
         return "podman"
     return "docker"
-
-
-def wants_ping(path: str) -> bool:
-    """Only sockets whose names say Docker or Podman get an HTTP request: other servers never see our bytes."""
-    name = os.path.basename(path).lower()
-    return any(word in name for word in ("docker", "podman"))

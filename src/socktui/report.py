@@ -118,6 +118,8 @@ def to_text(
     total = sum(len(c.socket_mounts) for c in report.containers)
     problems = sum(c.problems for c in report.containers)
     lines.append(f"{len(report.containers)} containers, {total} socket mounts, {problems} problems")
+    for note in report.notes:
+        lines.extend(textwrap.wrap(f"note: {printable(note)}", width=width, subsequent_indent="      "))
     for c in report.containers:
         mounts = c.mounts if include_all else c.socket_mounts
         worst = c.worst.value if c.worst else "-"

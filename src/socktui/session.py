@@ -58,6 +58,7 @@ class Session:
         default_factory=lambda: {k: Counter() for k in ("paths", "dirs", "pids", "live")}
     )
     _versions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("paths", "dirs", "pids", "live"), 0))
+    notes: tuple[str, ...] = ()  # about the last full look (say, that the kernel has no unix_diag)
     _mounts: int = 0
     _problems: int = 0
     _worst: Counter[Verdict] = field(default_factory=Counter)
@@ -77,6 +78,7 @@ class Session:
         report = diagnose(self.engine, expected=self.options.expected, cancel=cancel, on_listed=on_listed)
         with self.lock:
             self.info = report.engine
+            self.notes = report.notes
             fresh = {r.container.id: r for r in report.containers if r.container.id not in self._removed}
             # Anything a later recheck stored (a container created meanwhile, a newer state) wins over this look.
             newer = {cid: r for cid, r in self.reports.items() if self._stored_seq.get(cid, 0) > ticket}
@@ -101,6 +103,7 @@ class Session:
                 engine=info,
                 containers=tuple(self.reports[i] for i in self.order if i in self.reports),
                 checked_at=time.time(),
+                notes=self.notes,
             )
 
     # ------------------------------------------------------------------ piecemeal updates
@@ -183,12 +186,19 @@ class Session:
         with self.lock:
             return {int(p) for p in self._sets["pids"]}
 
-    def live_socket_paths(self) -> set[str]:
-        """Answering sockets with no known listener pid: the slow re-probe watches these for a silent death.
+    def live_socket_paths(self) -> dict[str, tuple[int, ...]]:
+        """Every host socket file seen, with the pids of the running containers that mount it.
 
-        Sockets whose listener is known are covered by its pidfd, which says at once when it exits."""
+        The socket-table re-read watches these for a server that comes or goes without a filesystem event (a
+        listener's exit also comes from its pidfd). It costs one table read per network namespace, not a connect."""
         with self.lock:
-            return set(self._sets["live"])
+            keys = list(self._sets["live"])
+        found: dict[str, set[int]] = {}
+        for path, pid in keys:
+            pids = found.setdefault(path, set())
+            if pid:
+                pids.add(pid)
+        return {path: tuple(sorted(pids)) for path, pids in found.items()}
 
     def versions(self) -> dict[str, int]:
         """A number per interest set that moves when the set changes: callers skip rebuilding what did not."""
@@ -244,17 +254,18 @@ def _contribution(report: ContainerReport, info: EngineInfo | None) -> dict[str,
     paths = frozenset(m.mount.source for m in mounts if m.mount.source and local)
     dirs = frozenset(m.mount.source for m in mounts if m.role is Role.SOCKET_DIR)
     pids: set[int] = set()
-    live: set[str] = set()
+    live: set[tuple[str, int]] = set()
+    mounter = report.container.pid if report.container.running and report.container.pid else 0
     for m in mounts:
         if m.listener:
             pids.add(m.listener.pid)
-        elif m.host_probe is not None and m.host_probe.ok:
-            live.add(m.mount.source)
+        if m.bound is not None or (m.host_probe is not None and m.host_probe.ok):
+            live.add((m.mount.source, mounter))
         for sock in m.sockets:
             if sock.listener:
                 pids.add(sock.listener.pid)
-            elif sock.host_probe is not None and sock.host_probe.ok:
-                live.add(sock.host_path)
+            if sock.bound is not None or (sock.host_probe is not None and sock.host_probe.ok):
+                live.add((sock.host_path, mounter))
     return {
         "paths": paths,
         "dirs": dirs,

@@ -18,11 +18,13 @@ from .model import (
     EngineInfo,
     Kind,
     Listener,
+    Liveness,
     MountSpec,
     PathStat,
     ProbeResult,
     Product,
     Role,
+    SocketState,
     Verdict,
 )
 from .permissions import SEARCH, WRITE, can_access
@@ -43,6 +45,7 @@ class PathObservation:
     view: ContainerView | None = None
     listener: Listener | None = None
     via_symlink: str | None = None  # the source is a symlink Docker followed to this target; observed there
+    bound: SocketState | None = None  # what the kernel's socket tables say is bound to the host file
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,17 @@ def decide_path(target: PathObservation, obs: MountObservation, *, file_mount: b
             )
 
     probe = target.host_probe
+    bound = target.bound
+    if bound is not None:
+        problem = _liveness_problem(bound, probe, host)
+        if problem is not None:
+            return problem
     if probe is not None and not probe.ok:
+        if probe.errno == "ECONNREFUSED" and bound is not None and bound.answering:
+            return Decision(
+                Verdict.UNKNOWN,
+                "the kernel lists a socket bound to it, but connect() got ECONNREFUSED: it changed in between",
+            )
         if probe.errno == "ECONNREFUSED":
             return Decision(
                 Verdict.STALE,
@@ -183,7 +196,7 @@ def decide_path(target: PathObservation, obs: MountObservation, *, file_mount: b
             f"the host connects, but from {container.name}'s view connect() got {view.probe.errno}",
         )
 
-    how = _accepts(probe, target.listener)
+    how = _accepts(probe, target.listener) if bound is None else _how_live(bound, probe, target.listener)
     if not container.running:
         return Decision(Verdict.LIVE, f"{how}; {container.name} is {container.state} and will see it when started")
     if view is None or view.stat is None:
@@ -204,6 +217,80 @@ def _accepts(probe: ProbeResult | None, listener: Listener | None) -> str:
         if probe.api:
             text += f", {'Podman' if probe.api == 'podman' else 'Docker'} API socket"
         text += ")"
+    if listener is not None:
+        where = f" in {listener.container}" if listener.container else ""
+        text += f"; pid {listener.pid} {short_command(listener.command)}{where} listens"
+    return text
+
+
+def api_server(listener: Listener | None) -> str | None:
+    """'Docker', 'Podman' or 'containerd' when the listener is that engine's daemon, by its program's name.
+
+    Recognising an API socket by who listens (not by the socket's name) means a hostile name gets no HTTP request.
+    """
+    if listener is None:
+        return None
+    program = listener.command.split(" ", 1)[0].rsplit("/", 1)[-1]
+    return API_SERVERS.get(program)
+
+
+API_SERVERS = {"dockerd": "Docker", "podman": "Podman", "containerd": "containerd"}
+
+
+def _where(bound: SocketState) -> str:
+    looked = "the host's network namespace" if bound.looked_in <= 1 else f"{bound.looked_in} network namespaces"
+    return f"looked in {looked}"
+
+
+def _liveness_problem(bound: SocketState, probe: ProbeResult | None, host: PathStat) -> Decision | None:
+    """Stale, stuck or unseeable, from the socket tables; None when a server is bound (or a connect found one)."""
+    if bound.liveness is Liveness.UNBOUND:
+        return Decision(
+            Verdict.STALE,
+            f"a socket file no socket is bound to: nobody listens (inode {host.ino}, last changed "
+            f"{_clock(host.mtime)}; {_where(bound)})",
+        )
+    if bound.liveness is Liveness.NOT_ACCEPTING:
+        return Decision(
+            Verdict.UNKNOWN,
+            f"the server is bound but not accepting: its accept queue is full ({bound.queued} of {bound.backlog} "
+            "waiting); it is stuck or overloaded",
+        )
+    if bound.liveness is Liveness.UNSEEN:
+        hidden = (
+            f"{bound.unreadable} network namespace{'s' if bound.unreadable != 1 else ''} that could hold its server "
+            "could not be read"
+        )
+        if probe is None:
+            return Decision(
+                Verdict.UNKNOWN, f"no socket in sight is bound to it, and {hidden} (run socktui as root to see them)"
+            )
+        if not probe.ok and probe.errno == "ECONNREFUSED":
+            return Decision(
+                Verdict.STALE,
+                f"a socket file nobody listens on: no socket in sight is bound to it ({hidden}) and connect() got "
+                f"ECONNREFUSED (inode {host.ino}, last changed {_clock(host.mtime)})",
+            )
+    return None
+
+
+def _how_live(bound: SocketState, probe: ProbeResult | None, listener: Listener | None) -> str:
+    if bound.liveness is Liveness.LISTENING:
+        kind = "" if bound.sock_type == "stream" else f"{bound.sock_type}, "
+        text = f"listening ({kind}{bound.queued} of {bound.backlog} waiting)"
+    elif bound.liveness is Liveness.BOUND:
+        text = "a datagram socket is bound to it"
+    else:
+        text = "a server in a namespace socktui cannot read answers a connect"
+    if bound.by_name:
+        text += " (matched by the path it bound: this kernel has no unix_diag)"
+    if probe is not None and probe.ok:
+        text += f"; connect() succeeded in {probe.latency_ms:.2f} ms"
+        if probe.api:
+            text += f", answers /_ping ({'Podman' if probe.api == 'podman' else 'Docker'} API)"
+    engine = api_server(listener)
+    if engine is not None:
+        text += f"; {engine} API socket"
     if listener is not None:
         where = f" in {listener.container}" if listener.container else ""
         text += f"; pid {listener.pid} {short_command(listener.command)}{where} listens"

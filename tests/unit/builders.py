@@ -22,6 +22,7 @@ from socktui.model import (
     PathStat,
     ProbeResult,
     Role,
+    SocketState,
 )
 from socktui.verdict import MountObservation, PathObservation
 
@@ -141,6 +142,7 @@ def target(
     listener: Listener | None = None,
     host_path: str | None = None,
     container_path: str = DESTINATION,
+    bound: SocketState | None = None,
 ) -> PathObservation:
     return PathObservation(
         host_path=host_path if host_path is not None else (host.path if host is not None else HOST_SOURCE),
@@ -149,6 +151,7 @@ def target(
         host_probe=host_probe,
         view=view,
         listener=listener,
+        bound=bound,
     )
 
 

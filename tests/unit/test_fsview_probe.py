@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from socktui.fsview import (
+    DIR_SCAN_LIMIT,
     RESOLVE_IN_ROOT,
     ContainerRoot,
     host_lstat,
@@ -26,7 +27,7 @@ from socktui.fsview import (
     openat2,
 )
 from socktui.model import Kind
-from socktui.probe import probe_fd, probe_host_path, recognise_api, wants_ping
+from socktui.probe import probe_fd, probe_host_path, recognise_api
 
 DOCKER_PING_REPLY = (
     b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: text/plain; charset=utf-8\r\nDocker-Experimental: false\r\n"
@@ -230,12 +231,14 @@ def test_host_socket_names_of_a_missing_or_non_directory_path_is_empty(sockdir: 
     assert host_socket_names(str(sockdir / "f")) == ()
 
 
-def test_host_socket_names_stops_at_the_limit(sockdir: Path) -> None:
-    for i in range(5):
-        (sockdir / f"f{i}").write_text("")
-    with listening(sockdir / "z.sock"):
-        assert host_socket_names(str(sockdir), limit=100) == ("z.sock",)
-        assert len(host_socket_names(str(sockdir), limit=0)) == 0
+def test_host_socket_names_finds_a_socket_past_the_old_scan_limit(sockdir: Path) -> None:
+    """A directory with more entries than DIR_SCAN_LIMIT used to be cut there, hiding the sockets past it."""
+    for i in range(DIR_SCAN_LIMIT + 50):
+        (sockdir / f"f{i:05d}").write_text("")
+    os.mkfifo(sockdir / "fifo")
+    (sockdir / "sub").mkdir()
+    with listening(sockdir / "zz-last.sock"):
+        assert host_socket_names(str(sockdir)) == ("zz-last.sock",)
 
 
 # ContainerRoot on our own root ----------------------------------------------------------------------------------------
@@ -281,6 +284,13 @@ def test_container_root_parents_lists_each_directory_down_to_the_parent(sockdir:
     assert chain[0].path == "/"
     assert all(p.kind is Kind.DIRECTORY for p in chain)
     assert len(chain) == len(target.parts) - 1
+
+
+def test_container_root_read_text_never_blocks_on_a_fifo(sockdir: Path) -> None:
+    """A FIFO where /etc/passwd should be: opening it for reading would wait for a writer forever."""
+    os.mkfifo(sockdir / "passwd")
+    with ContainerRoot(os.getpid()) as root:
+        assert root.read_text(str(sockdir / "passwd")) is None
 
 
 def test_container_root_read_text_refuses_a_symlink(sockdir: Path) -> None:
@@ -622,17 +632,3 @@ def test_recognise_api_accepts_docker_and_podman_replies() -> None:
 @given(st.binary(max_size=512))
 def test_recognise_api_never_raises(raw: bytes) -> None:
     assert recognise_api(raw) in (None, "docker", "podman")
-
-
-@pytest.mark.parametrize(
-    ("path", "wanted"),
-    [
-        ("/var/run/docker.sock", True),
-        ("/run/user/1000/podman/podman.sock", True),
-        ("/run/Docker-proxy.sock", True),
-        ("/run/app.sock", False),
-        ("/run/docker/app.sock", False),  # the directory's name does not count
-    ],
-)
-def test_only_docker_and_podman_named_sockets_are_pinged(path: str, wanted: bool) -> None:
-    assert wants_ping(path) is wanted

@@ -1,88 +1,49 @@
-"""Who listens on a socket: /proc/net/unix parsing, the /proc/*/fd scan, and a real listener in this process."""
+"""Who listens on a socket file: found by the file's identity in the kernel's socket tables, and its holder by a
+/proc/*/fd scan. A real listener in this process, one in another network namespace, and a namesake elsewhere."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from socktui.listeners import (
-    ListenerIndex,
-    UnixEntry,
-    command_of,
-    container_of,
-    listening_inode,
-    parse_net_unix,
-    pids_by_socket_inode,
-    read_net_unix,
-)
+from socktui import socktable
+from socktui.listeners import ListenerIndex, SocketTables, command_of, container_of, pids_by_socket_inode
+from socktui.model import Liveness
+from socktui.socktable import parse_proc_net_unix
 
 # The kernel's layout: Num RefCount Protocol Flags Type St Inode Path. Flags 00010000 is __SO_ACCEPTCON (listening).
-SAMPLE = """\
+SAMPLE = b"""\
 Num       RefCount Protocol Flags    Type St Inode Path
 0000000000000000: 00000002 00000000 00010000 0001 01 20001 /run/docker.sock
 0000000000000000: 00000003 00000000 00000000 0001 03 20002 /run/docker.sock
 0000000000000000: 00000002 00000000 00010000 0001 01 20003 @/tmp/.X11-unix/X0
 0000000000000000: 00000002 00000000 00000000 0002 01 20004
-0000000000000000: 00000003 00000000 00000000 0001 03 20005
 0000000000000000: 00000002 00000000 00010000 0001 01 20006 /run/my app/with  spaces.sock
 0000000000000000: 00000002 00000000 00010000 0005 01 20007 /run/seq.sock
-0000000000000000: 00000002 00000000 00000000 0002 01 20008 /run/systemd/journal/dev-log
-0000000000000000: 00000002 00000000 00010000 0001 01 20010 /run/app.sock
-0000000000000000: 00000002 00000000 00010000 0001 01 20020 /run/app.sock
 garbage line that does not fit the table at all
 0000000000000000: 00000002 00000000 zzzzzzzz 0001 01 20030 /run/bad-flags.sock
 """
 
 
-def test_parse_net_unix_keeps_named_sockets_and_skips_the_rest() -> None:
-    entries = parse_net_unix(SAMPLE)
-    assert entries == [
-        UnixEntry(inode=20001, listening=True, path="/run/docker.sock"),
-        UnixEntry(inode=20002, listening=False, path="/run/docker.sock"),
-        UnixEntry(inode=20006, listening=True, path="/run/my app/with  spaces.sock"),
-        UnixEntry(inode=20007, listening=True, path="/run/seq.sock"),
-        UnixEntry(inode=20008, listening=False, path="/run/systemd/journal/dev-log"),
-        UnixEntry(inode=20010, listening=True, path="/run/app.sock"),
-        UnixEntry(inode=20020, listening=True, path="/run/app.sock"),
-    ]
-
-
-def test_parse_net_unix_skips_abstract_names() -> None:
-    assert all(not e.path.startswith("@") for e in parse_net_unix(SAMPLE))
-
-
-def test_parse_net_unix_of_header_only_or_empty_text() -> None:
-    assert parse_net_unix("") == []
-    assert parse_net_unix(SAMPLE.splitlines()[0] + "\n") == []
-
-
-def test_listening_inode_ignores_connected_sockets_at_the_same_path() -> None:
-    assert listening_inode(parse_net_unix(SAMPLE), "/run/docker.sock") == 20001
-
-
-def test_listening_inode_picks_the_newest_listener() -> None:
-    assert listening_inode(parse_net_unix(SAMPLE), "/run/app.sock") == 20020
-
-
-def test_listening_inode_of_a_path_with_spaces_and_of_unknown_paths() -> None:
-    entries = parse_net_unix(SAMPLE)
-    assert listening_inode(entries, "/run/my app/with  spaces.sock") == 20006
-    assert listening_inode(entries, "/run/systemd/journal/dev-log") is None  # bound but not listening
-    assert listening_inode(entries, "/run/nothing.sock") is None
-
-
-@given(st.text())
-def test_parse_net_unix_never_raises(text: str) -> None:
-    for e in parse_net_unix("header\n" + text):
-        assert isinstance(e.inode, int)
+def test_the_proc_fallback_parser_keeps_names_with_spaces_and_skips_what_does_not_fit() -> None:
+    found = {(s.inode, s.name, s.listening, s.type) for s in parse_proc_net_unix(SAMPLE)}
+    assert found == {
+        (20001, "/run/docker.sock", True, "stream"),
+        (20002, "/run/docker.sock", False, "stream"),
+        (20003, "@/tmp/.X11-unix/X0", True, "stream"),
+        (20004, None, False, "dgram"),
+        (20006, "/run/my app/with  spaces.sock", True, "stream"),
+        (20007, "/run/seq.sock", True, "seqpacket"),
+    }
+    assert parse_proc_net_unix(b"") == ()
 
 
 def test_pids_by_socket_inode_scans_a_proc_tree(tmp_path: Path) -> None:
@@ -118,57 +79,147 @@ def sockdir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def test_read_net_unix_sees_our_listening_socket(sockdir: Path) -> None:
-    path = str(sockdir / "live.sock")
-    with socket.socket(socket.AF_UNIX) as srv:
-        srv.bind(path)
-        srv.listen(1)
-        assert listening_inode(read_net_unix(), path) == os.fstat(srv.fileno()).st_ino
+def identity(path: str) -> tuple[int, int]:
+    st = os.lstat(path)
+    return (st.st_dev, st.st_ino)
 
 
-def test_listener_index_finds_this_process(sockdir: Path) -> None:
+def test_listener_index_finds_this_process_by_file_identity(sockdir: Path) -> None:
     path = str(sockdir / "live.sock")
     quiet = str(sockdir / "quiet.sock")
+    stale = str(sockdir / "stale.sock")
     with socket.socket(socket.AF_UNIX) as srv, socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as dgram:
         srv.bind(path)
-        srv.listen(1)
+        srv.listen(3)
         dgram.bind(quiet)
+        with socket.socket(socket.AF_UNIX) as gone:
+            gone.bind(stale)
         index = ListenerIndex({})
-        index.want(path)
-        index.want(quiet)
-        index.want(str(sockdir / "none.sock"))
+        live = index.state(identity(path), path)
+        datagram = index.state(identity(quiet), quiet)
+        nobody = index.state(identity(stale), stale)
         index.resolve()
-        found = index.get(path)
-        assert found is not None
-        assert found.pid == os.getpid()
+        assert (live.liveness, live.queued, live.backlog, live.looked_in) == (Liveness.LISTENING, 0, 3, 1)
+        found = index.listener(live)
+        assert found is not None and found.pid == os.getpid() and found.container is None
         assert "python" in found.command or "pytest" in found.command
-        assert found.container is None
-        assert index.get(quiet) is None  # bound, never listening
-        assert index.get(str(sockdir / "none.sock")) is None
-        assert index.get(str(sockdir / "never-asked.sock")) is None
+        assert datagram.liveness is Liveness.BOUND and index.listener(datagram) is not None
+        assert nobody.liveness is Liveness.UNBOUND and index.listener(nobody) is None
+        assert index.tables.reads == 1  # one table for the whole look
 
 
-def test_listener_index_by_netns_pid(sockdir: Path) -> None:
-    path = str(sockdir / "ns.sock")
+def test_a_renamed_socket_file_keeps_its_listener_and_the_old_name_is_nobody_s(sockdir: Path) -> None:
+    path, moved = str(sockdir / "a.sock"), str(sockdir / "b.sock")
     with socket.socket(socket.AF_UNIX) as srv:
         srv.bind(path)
         srv.listen(1)
+        os.rename(path, moved)
+        with socket.socket(socket.AF_UNIX) as other:
+            other.bind(path)  # a new, dead file under the name the server bound
+            index = ListenerIndex({})
+            assert index.state(identity(moved), moved).liveness is Liveness.LISTENING
+            assert index.state(identity(path), path).liveness is Liveness.UNBOUND
+
+
+NAMESAKE = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(4)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_namesake_in_another_namespace_is_never_named_and_a_real_one_is_found(sockdir: Path) -> None:
+    """A process that binds the same path string in its own network namespace (over a private mount of the
+    directory, so a different file) must not be taken for the listener of the host's file."""
+    target = str(sockdir / "app.sock")
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(target)  # the host's file: stale
+    script = f"mount -t tmpfs none {sockdir} && exec {sys.executable} -c '{NAMESAKE}' {target}"
+    with subprocess.Popen(
+        ["unshare", "-n", "-m", "--propagation", "private", "sh", "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as namesake:
+        try:
+            assert namesake.stdout is not None and namesake.stdout.readline() == "ready\n"
+            index = ListenerIndex({})
+            state = index.state(identity(target), target, [(namesake.pid, target)])
+            index.resolve()
+            assert state.liveness is Liveness.UNBOUND and state.looked_in == 2
+            assert index.listener(state) is None
+        finally:
+            assert namesake.stdin is not None
+            namesake.stdin.close()
+            namesake.wait()
+    real = str(sockdir / "real.sock")
+    with subprocess.Popen(
+        ["unshare", "-n", sys.executable, "-c", NAMESAKE, real],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as server:
+        try:
+            assert server.stdout is not None and server.stdout.readline() == "ready\n"
+            index = ListenerIndex({})
+            state = index.state(identity(real), real, [(server.pid, "/elsewhere/real.sock")])
+            index.resolve()
+            assert state.liveness is Liveness.LISTENING and state.backlog == 4
+            found = index.listener(state)
+            assert found is not None and found.pid == server.pid
+        finally:
+            assert server.stdin is not None
+            server.stdin.close()
+            server.wait()
+
+
+def test_a_namespace_that_cannot_be_read_makes_the_file_unseen_not_stale(sockdir: Path) -> None:
+    stale = str(sockdir / "s.sock")
+    with socket.socket(socket.AF_UNIX) as gone:
+        gone.bind(stale)
+
+    def read(pid: int | None) -> socktable.SocketTable:
+        if pid is None:
+            return socktable.read_table()
+        raise PermissionError(1, "Operation not permitted")
+
+    with subprocess.Popen(["unshare", "-n", "sleep", "60"]) as other:
+        try:
+            while socktable.netns_of(other.pid) == socktable.netns_of(None):
+                pass  # until unshare has moved it
+            index = ListenerIndex({}, SocketTables(read))
+            state = index.state(identity(stale), stale, [(other.pid, "/x/s.sock")])
+            assert (state.liveness, state.looked_in, state.unreadable) == (Liveness.UNSEEN, 1, 1)
+        finally:
+            other.kill()
+
+
+def test_the_fallback_matches_by_name_and_says_so(sockdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(socktable.FORCE_FALLBACK_ENV, "1")
+    path = str(sockdir / "fb.sock")
+    with socket.socket(socket.AF_UNIX) as srv:
+        srv.bind(path)
+        srv.listen(2)
         index = ListenerIndex({})
-        index.want(path, os.getpid())
+        state = index.state(identity(path), path)
         index.resolve()
-        found = index.get(path, os.getpid())
+        assert state.liveness is Liveness.LISTENING and state.by_name
+        assert index.tables.fallback
+        found = index.listener(state)
         assert found is not None and found.pid == os.getpid()
-        assert index.get(path) is None  # asked for one namespace table, not "self"
 
 
-@pytest.mark.parametrize("name", ["with space.sock", os.fsdecode(b"latin\xe9.sock"), "snow☃.sock"])
-def test_listener_index_matches_odd_paths_as_os_fsdecode_spells_them(sockdir: Path, name: str) -> None:
+@pytest.mark.parametrize("name", ["with space.sock", os.fsdecode(b"latin\xe9.sock"), "snow☃.sock", "new\nline.sock"])
+def test_odd_names_make_no_difference_to_identity(sockdir: Path, name: str) -> None:
     path = os.path.join(str(sockdir), name)
     with socket.socket(socket.AF_UNIX) as srv:
         srv.bind(path)
         srv.listen(1)
         index = ListenerIndex({})
-        index.want(path)
+        state = index.state(identity(path), path)
         index.resolve()
-        found = index.get(path)
+        found = index.listener(state)
         assert found is not None and found.pid == os.getpid()

@@ -35,7 +35,7 @@ from builders import (
 
 from socktui import fixes
 from socktui.diagnose import report_for
-from socktui.model import Creds, FixOffer, Kind, Listener, MountSpec, PathStat, Role, Verdict
+from socktui.model import Creds, FixOffer, Kind, Listener, Liveness, MountSpec, PathStat, Role, SocketState, Verdict
 from socktui.verdict import SHADOW_WINDOW_SECONDS, Decision, MountObservation, decide, decide_entry
 
 
@@ -684,3 +684,89 @@ def test_report_for_role_other_has_no_verdict_and_no_fixes() -> None:
     assert report.verdict is None
     assert report.reason == ""
     assert report.fixes == ()
+
+
+# liveness from the socket tables (no connect) -------------------------------------------------------------------------
+
+
+def _bound(liveness: Liveness, **kw: object) -> SocketState:
+    defaults: dict[str, object] = {
+        "sock_type": "stream",
+        "queued": 3,
+        "backlog": 128,
+        "socket_inode": 99,
+        "looked_in": 1,
+    }
+    if liveness not in (Liveness.LISTENING, Liveness.NOT_ACCEPTING):
+        defaults = {"looked_in": 1}
+    return SocketState(liveness=liveness, **{**defaults, **kw})  # type: ignore[arg-type]
+
+
+def test_a_listener_bound_to_the_file_is_live_with_its_backlog_and_no_connect() -> None:
+    host = sock()
+    listener = Listener(pid=77, command="/usr/sbin/app --serve", container="api")
+    obs = observation(target(host, view=same_inode_view(host), bound=_bound(Liveness.LISTENING), listener=listener))
+    d = verdict_of(obs)
+    assert d.verdict is Verdict.LIVE
+    assert "listening (3 of 128 waiting)" in d.reason
+    assert "pid 77 /usr/sbin/app --serve in api listens" in d.reason
+    assert "connect" not in d.reason
+
+
+def test_a_socket_file_nobody_is_bound_to_is_stale_without_a_connect() -> None:
+    obs = observation(target(sock(), view=same_inode_view(sock()), bound=_bound(Liveness.UNBOUND, looked_in=3)))
+    d = verdict_of(obs)
+    assert d.verdict is Verdict.STALE
+    assert "no socket is bound to" in d.reason and "3 network namespaces" in d.reason
+    assert "ECONNREFUSED" not in d.reason  # nobody was connected to
+
+
+def test_a_full_accept_queue_is_unknown_not_accepting() -> None:
+    bound = _bound(Liveness.NOT_ACCEPTING, queued=129, backlog=128)
+    d = verdict_of(observation(target(sock(), view=same_inode_view(sock()), bound=bound)))
+    assert d.verdict is Verdict.UNKNOWN
+    assert "129 of 128 waiting" in d.reason and "not accepting" in d.reason
+
+
+def test_a_datagram_server_is_live() -> None:
+    d = verdict_of(observation(target(sock(), view=same_inode_view(sock()), bound=_bound(Liveness.BOUND))))
+    assert d.verdict is Verdict.LIVE and "datagram socket is bound" in d.reason
+
+
+def test_an_unreadable_namespace_without_a_connect_is_unknown_and_with_a_refused_one_stale() -> None:
+    unseen = _bound(Liveness.UNSEEN, unreadable=2)
+    d = verdict_of(observation(target(sock(), view=same_inode_view(sock()), bound=unseen)))
+    assert d.verdict is Verdict.UNKNOWN and "2 network namespaces" in d.reason
+    refused = target(sock(), view=same_inode_view(sock()), bound=unseen, host_probe=probe_failed("ECONNREFUSED"))
+    assert verdict_of(observation(refused)).verdict is Verdict.STALE
+    answered = target(sock(), view=same_inode_view(sock()), bound=unseen, host_probe=probe_ok())
+    d = verdict_of(observation(answered))
+    assert d.verdict is Verdict.LIVE and "cannot read" in d.reason
+
+
+def test_an_engine_api_socket_is_recognised_by_its_listener_not_its_name() -> None:
+    host = sock("/srv/x/control")
+    dockerd = Listener(pid=812, command="/usr/bin/dockerd -H fd://")
+    obs = observation(
+        target(host, view=same_inode_view(host), bound=_bound(Liveness.LISTENING), listener=dockerd),
+        mount=bind("/srv/x/control", "/run/control"),
+    )
+    assert "Docker API socket" in verdict_of(obs).reason
+    impostor = Listener(pid=9, command="/usr/bin/python3 fake-docker.sock")
+    named = observation(
+        target(
+            sock("/run/docker.sock"),
+            view=same_inode_view(sock("/run/docker.sock")),
+            bound=_bound(Liveness.LISTENING),
+            listener=impostor,
+        ),
+        mount=bind("/run/docker.sock", "/run/docker.sock"),
+    )
+    assert "API" not in verdict_of(named).reason
+
+
+def test_detached_still_wins_over_a_live_listener() -> None:
+    host = sock()
+    old = sock(DESTINATION, ino=HOST_INO - 1)
+    d = verdict_of(observation(target(host, view=view(DESTINATION, old), bound=_bound(Liveness.LISTENING))))
+    assert d.verdict is Verdict.DETACHED

@@ -24,7 +24,7 @@ import pytest
 import watchfiles
 
 from socktui.engine import Endpoint, Engine, EngineError
-from socktui.model import ProbeResult
+from socktui.model import Liveness, SocketState
 from socktui.sources.dirs import DirectoryWatcher, PathChange, nearest_existing, relevant_changes, watch_dirs_for
 from socktui.sources.events import (
     EngineBack,
@@ -419,34 +419,50 @@ def test_set_pids_from_another_thread() -> None:
 # --- Reprober -------------------------------------------------------------------------------------------------------
 
 
-def test_reprober_reports_a_socket_going_stale(tmp_path: Path) -> None:
+def never_connected_to(server: socket.socket) -> bool:
+    server.setblocking(False)
+    try:
+        server.accept()[0].close()
+    except BlockingIOError:
+        return True
+    return False
+
+
+def test_reprober_reports_a_socket_going_stale_without_connecting(tmp_path: Path) -> None:
     path = str(tmp_path / "app.sock")
     server = bind(path)
-    reported: list[tuple[str, ProbeResult]] = []
-    reprober = Reprober([path], interval=0.05)
+    quiet = bind(str(tmp_path / "quiet.sock"))
+    reported: list[tuple[str, SocketState | None]] = []
+    reprober = Reprober([path, str(tmp_path / "quiet.sock")], interval=0.05)
     with running(lambda stop: reprober.run(lambda p, r: reported.append((p, r)), stop)):
         time.sleep(0.2)
-        assert reported == []  # the first probe is the baseline
+        assert reported == []  # the first read is the baseline
+        assert never_connected_to(quiet)  # it re-read tables several times, and connected to nobody
         server.close()  # no unlink: the file stays, nobody listens
         assert wait_until(lambda: bool(reported))
-        assert [(p, r.ok, r.errno) for p, r in reported] == [(path, False, "ECONNREFUSED")]
+        assert [(p, r.liveness if r else None) for p, r in reported] == [(path, Liveness.UNBOUND)]
         time.sleep(0.2)
         assert len(reported) == 1, "reported again without a change"
+    quiet.close()
 
 
-def test_reprober_reports_against_a_known_outcome(tmp_path: Path) -> None:
+def test_reprober_reports_against_a_known_outcome_and_a_new_listener(tmp_path: Path) -> None:
     path = str(tmp_path / "app.sock")
     server = bind(path)
     server.close()
     reprober = Reprober()
-    reprober.set_paths([path], known={path: ProbeResult(ok=True)})
+    reprober.set_paths([path], known={path: SocketState(liveness=Liveness.LISTENING)})
     changed = reprober.check()
-    assert [(p, r.errno) for p, r in changed] == [(path, "ECONNREFUSED")]
+    assert [(p, r.liveness if r else None) for p, r in changed] == [(path, Liveness.UNBOUND)]
     assert reprober.check() == []
-    server = bind(path + ".2")
+    other = bind(path + ".2")
     reprober.set_paths([path, path + ".2"])  # the first keeps its last outcome; the second gets a baseline
     assert reprober.check() == []
+    os.unlink(path)
+    server = bind(path)  # a server binds the path again: a new file, listened on
+    assert [(p, r.liveness if r else None) for p, r in reprober.check()] == [(path, Liveness.LISTENING)]
     server.close()
+    other.close()
 
 
 # --- EngineEventStream: the reconnect logic, with a fake engine -----------------------------------------------------

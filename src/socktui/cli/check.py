@@ -31,11 +31,17 @@ def add_check_parser(
         "--explain", action="store_true", help="draw each socket mount's plumbing, with the broken link marked"
     )
     check.add_argument("--all", action="store_true", help="also list mounts that are not socket-relevant")
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also connect to every socket, from the host and from each container's view (servers see these "
+        "connections; without it liveness comes from the kernel's socket table and nobody is connected to)",
+    )
 
 
 def run_check(args: argparse.Namespace) -> int:
     engine = Engine.from_options(host=args.host, context=args.context)
-    report = diagnose(engine, names=args.containers, expected=args.expect)
+    report = diagnose(engine, names=args.containers, expected=args.expect, connect=args.connect)
     missing = unmatched([c.container for c in report.containers], args.containers)
     if missing:
         print(f"socktui: no such container: {', '.join(missing)} (see `docker ps -a`)", file=sys.stderr)

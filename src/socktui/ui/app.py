@@ -27,10 +27,12 @@ from ..fixes import DEFAULT_WAIT_SECONDS, FixResult, plan_fix
 from ..fsview import host_lstat
 from ..model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, Kind, MountReport, ProbeResult
 from ..observe import ContainerLook
-from ..probe import probe_host_path, wants_ping
+from ..probe import probe_host_path
 from ..session import Change, Options, Session, make_session
 from ..settings import Settings
+from ..socktable import listener_at
 from ..text import printable, printable_lines
+from ..verdict import api_server
 from .commands import COMMANDS, bindings
 from .messages import ContainersUpdated, EngineProblem, EngineRecovered, Listed, LogLine, ReportReady
 from .screens import ConnectScreen, FixScreen, HelpScreen
@@ -229,6 +231,8 @@ class SocktuiApp(App[int]):
         self.report = message.report
         self.refresh_view()
         if first:
+            for note in message.report.notes:
+                self.log_line(f"note: {note}", style="bold")
             # The provisional list was in engine order; once the verdicts are in, start on the worst problem.
             table = self.query_one(ContainerList)
             if table.row_count:
@@ -634,10 +638,12 @@ class SocktuiApp(App[int]):
     def run_test_connect(self, report: ContainerReport, mount: MountReport) -> None:
         target = mount.sockets[0].host_path if mount.sockets else mount.mount.source
         inside = mount.sockets[0].container_path if mount.sockets else mount.mount.destination
-        host = probe_host_path(target, ping=wants_ping(target))
+        listener = mount.sockets[0].listener if mount.sockets else mount.listener
+        # Asked for: a connect from each side; an HTTP /_ping only to an engine's own daemon (known by who listens).
+        host = probe_host_path(target, ping=api_server(listener) in ("Docker", "Podman"))
         look = ContainerLook(report.container)
         try:
-            view = look.view(inside, with_parents=False) if report.container.running else None
+            view = look.view(inside, with_parents=False, connect=True) if report.container.running else None
         finally:
             look.close()
         lines = [f"host {target}: {_probe_text(host)}"]
@@ -671,8 +677,9 @@ def describe_path_change(path: str, change: str) -> str:
     if st.kind is Kind.MISSING:
         return f"{path} removed"
     if st.kind is Kind.SOCKET:
-        probe = probe_host_path(path)
-        return f"{path} socket {'listening' if probe.ok else probe.errno}"
+        # From the socket table: a change in a watched directory must not make socktui connect to a server.
+        listening = listener_at(st.identity) is not None
+        return f"{path} socket {'listening' if listening else 'with nobody listening'}"
     return f"{path} {change}: {st.kind.value}"
 
 
