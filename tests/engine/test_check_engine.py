@@ -28,7 +28,7 @@ import pytest
 from harness import ContainerFactory, Engine, SocketServerError, SocketServers, listening_pids
 from socktui.diagnose import diagnose
 from socktui.engine import Engine as SocktuiEngine
-from socktui.model import ContainerReport, Kind, MountReport, Role, Verdict
+from socktui.model import ContainerReport, Kind, Liveness, MountReport, Role, Verdict
 
 pytestmark = pytest.mark.engine
 
@@ -200,7 +200,8 @@ def test_socket_dir_ok_then_stale(
     assert s.verdict is Verdict.LIVE, s.reason
     assert s.host_path == str(shared / "app.sock") and s.container_path == "/shared/app.sock"
     assert s.listener is not None and s.listener.pid == server.pid
-    assert s.container is not None and s.container.probe is not None and s.container.probe.ok
+    assert s.container is not None and s.container.stat is not None and s.container.stat.identity == server.ident
+    assert s.bound is not None and s.bound.liveness is Liveness.LISTENING and s.host_probe is None
     assert s.host is not None and s.host.identity == server.ident
 
     _, c = check_json(engine, name, expect_rc=0)
@@ -216,7 +217,7 @@ def test_socket_dir_ok_then_stale(
     m = mount_at(look(engine, name), "/shared")
     assert m.verdict is Verdict.STALE, m.reason
     assert m.sockets[0].verdict is Verdict.STALE
-    assert "ECONNREFUSED" in m.sockets[0].reason
+    assert "no socket is bound to" in m.sockets[0].reason  # told by the socket table, not by a refused connect
     assert m.sockets[0].listener is None
     assert "remove-stale-socket" in fix_ids(m)
 
@@ -239,8 +240,9 @@ def test_live_file_mount(engine: Engine, containers: ContainerFactory, sockserve
     assert m.verdict is Verdict.LIVE, m.reason
     assert m.container is not None and m.container.stat is not None
     assert m.container.stat.identity == server.ident
-    assert m.container.probe is not None and m.container.probe.ok, m.container.probe
-    assert m.host_probe is not None and m.host_probe.ok
+    assert m.bound is not None and m.bound.liveness is Liveness.LISTENING
+    assert m.host_probe is None and m.container.probe is None  # found in the socket table: nobody connected
+    assert f"listening (0 of {m.bound.backlog} waiting)" in m.reason
     assert m.listener is not None and m.listener.pid == server.pid
     assert "sockserver.py" in m.listener.command
     assert m.listener.container is None  # the server runs on the host
@@ -382,8 +384,12 @@ def test_docker_api_socket_is_live(engine: Engine, containers: ContainerFactory)
     words = "Podman API socket" if engine.product == "podman" else "Docker API socket"
     m = mount_at(look(engine, name), "/var/run/docker.sock")
     assert m.verdict is Verdict.LIVE, m.reason
-    assert words in m.reason
-    assert m.host_probe is not None and m.host_probe.api == engine.product
+    assert words in m.reason  # known by its listener (dockerd, podman), not by the socket's name
+    assert m.host_probe is None  # and not pinged: nobody asked
+    asked = diagnose(SocktuiEngine.from_options(host=engine.host), names=[name], connect=True)
+    pinged = mount_at(asked.containers[0], "/var/run/docker.sock")
+    assert pinged.host_probe is not None and pinged.host_probe.api == engine.product
+    assert f"answers /_ping ({'Podman' if engine.product == 'podman' else 'Docker'} API)" in pinged.reason
     if engine.daemon is not None:
         assert m.listener is not None and m.listener.pid == engine.daemon.pid
     if engine.podman is not None:

@@ -27,7 +27,7 @@ from harness import ContainerFactory, Engine, SocketServer, SocketServerError, S
 from socktui.diagnose import diagnose
 from socktui.engine import Engine as SocktuiEngine
 from socktui.fixes import advice_for, apply_plan, plan_fix
-from socktui.model import CheckReport, ContainerReport, MountReport, Verdict
+from socktui.model import CheckReport, ContainerReport, Liveness, MountReport, Verdict
 
 pytestmark = pytest.mark.engine
 
@@ -169,7 +169,9 @@ def _shadow_story(
     assert identity(sock)[0] == stat.S_IFSOCK
     _, _, m = look(engine, name, "/run/app.sock")
     assert m.verdict is Verdict.LIVE, m.reason
-    assert m.container is not None and m.container.probe is not None and m.container.probe.ok
+    assert m.container is not None and m.container.stat is not None and m.host is not None
+    assert m.container.stat.identity == m.host.identity
+    assert m.bound is not None and m.bound.liveness is Liveness.LISTENING  # by identity, with no connect
     assert m.listener is not None and m.listener.pid == server.pid
 
     cp = socktui("check", "--json", "-H", engine.host, name, state=state)
@@ -214,7 +216,9 @@ def test_shadowed_socket_story_end_to_end(
     containers.run(name=name, command=TRAP, binds=[f"{sock}:/run/app.sock"])
     _, _, m = look(engine, name, "/run/app.sock")
     assert m.verdict is Verdict.LIVE, m.reason
-    assert m.container is not None and m.container.probe is not None and m.container.probe.ok
+    assert m.container is not None and m.container.stat is not None and m.host is not None
+    assert m.container.stat.identity == m.host.identity
+    assert m.bound is not None and m.bound.liveness is Liveness.LISTENING  # by identity, with no connect
     assert m.listener is not None and m.listener.pid == server.pid
     doc = json.loads(socktui("check", "--json", "-H", engine.host, name, state=state).stdout)
     assert doc["containers"][0]["mounts"][0]["verdict"] == "live"
@@ -310,7 +314,7 @@ def test_restart_container_makes_detached_live(
     assert m.verdict is Verdict.LIVE, m.reason
     assert m.container is not None and m.container.stat is not None
     assert m.container.stat.identity == second.ident
-    assert m.container.probe is not None and m.container.probe.ok
+    assert m.bound is not None and m.bound.liveness is Liveness.LISTENING  # by identity, with no connect
     [entry] = audit_lines(state)
     assert (entry["result"], [s["op"] for s in entry["steps"]]) == ("applied", ["restart-container"])
 

@@ -21,7 +21,17 @@ from reliability_support import TRAP, NonRoot, listening_socket, socktui_cli, un
 from harness import SOCKSERVER, ContainerFactory, Engine, SocketServers
 from socktui.diagnose import diagnose, diagnose_containers
 from socktui.engine import Engine as SocktuiEngine
-from socktui.model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, Kind, MountReport, MountSpec, Verdict
+from socktui.model import (
+    CheckReport,
+    ContainerReport,
+    ContainerSpec,
+    EngineInfo,
+    Kind,
+    Liveness,
+    MountReport,
+    MountSpec,
+    Verdict,
+)
 from socktui.report import to_json
 
 LOCAL = EngineInfo(endpoint="unix:///var/run/docker.sock", local=True, version="27.0.0")
@@ -57,11 +67,9 @@ def test_odd_characters_in_a_socket_path(
     assert m.verdict is Verdict.LIVE, m.reason
     assert m.container is not None and m.container.stat is not None
     assert m.container.stat.ino == server.ident[1]  # type: ignore[index]
-    if "\n" in filename:
-        # /proc/net/unix prints the path raw, so a newline splits its line: the listener cannot be named.
-        assert m.listener is None
-    else:
-        assert m.listener is not None and m.listener.pid == server.pid
+    # Found by the file's identity in the socket table, whatever bytes its name holds (a newline included, which
+    # split /proc/net/unix's line and hid the listener before).
+    assert m.listener is not None and m.listener.pid == server.pid
 
     proc = socktui_cli("check", "--json", "-H", engine.host, name)
     assert proc.returncode == 0, proc.stderr
@@ -123,7 +131,7 @@ def test_a_non_utf8_socket_name_inside_a_shared_directory_is_live(
         assert os.fsencode(s.host_path) == raw
         assert os.fsencode(s.container_path) == b"/shared/latin\xe9.sock"
         assert s.verdict is Verdict.LIVE, s.reason
-        assert s.container is not None and s.container.probe is not None and s.container.probe.ok
+        assert s.bound is not None and s.bound.liveness is Liveness.LISTENING
         assert s.listener is not None and s.listener.pid == os.getpid()
 
         proc = socktui_cli("check", "--json", "-H", engine.host, name)
@@ -193,8 +201,12 @@ def test_a_socket_path_longer_than_sun_path_is_probed_through_its_fd(
         containers.run(name=name, command=TRAP, binds=[f"{path}:/run/app.sock"])
         m = only_mount(look(engine, name))
         assert m.verdict is Verdict.LIVE, m.reason
-        assert m.host_probe is not None and m.host_probe.ok
-        assert m.container is not None and m.container.probe is not None and m.container.probe.ok
+        assert m.bound is not None and m.bound.liveness is Liveness.LISTENING
+        # Asked to connect, it does so through an O_PATH fd (/proc/self/fd/N), which fits where the path does not.
+        [asked] = diagnose(SocktuiEngine.from_options(host=engine.host), names=[name], connect=True).containers
+        am = only_mount(asked)
+        assert am.host_probe is not None and am.host_probe.ok
+        assert am.container is not None and am.container.probe is not None and am.container.probe.ok
         proc = socktui_cli("check", "--json", "-H", engine.host, name)
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["containers"][0]["mounts"][0]["verdict"] == "live"
@@ -221,7 +233,7 @@ def test_a_source_that_is_a_symlink_to_a_live_socket(
     # What Docker mounted: the container sees the target socket's inode, and it accepts there.
     assert m.container is not None and m.container.stat is not None
     assert (m.container.stat.kind, m.container.stat.ino) == (Kind.SOCKET, server.ident[1])  # type: ignore[index]
-    assert m.container.probe is not None and m.container.probe.ok
+    assert m.bound is not None and m.bound.liveness is Liveness.LISTENING
     # What socktui says: judged at the target Docker mounted, and it says the source is a symlink.
     assert m.host is not None and m.host.kind is Kind.SOCKET
     assert m.verdict is Verdict.LIVE, m.reason

@@ -1,22 +1,19 @@
 """Sockets that are not the plain case: other types, a full backlog, a server that never answers, a FIFO where a
 socket should be, and a listener that lives in another network namespace.
 
-The probe-level facts are in tests/unit/test_fsview_probe.py (datagram, seqpacket, EAGAIN, silent /_ping); these run
-the same situations through a real container mount and ``socktui check``.
+Liveness comes from the kernel's socket table (tests/unit/test_socktable.py has the table-level facts); these run
+the same situations through a real container mount and ``socktui check``, and check that nobody was connected to
+unless ``--connect`` asked for it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
-import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,17 +26,18 @@ from reliability_support import (
     validate_document,
 )
 
-from harness import SOCKSERVER, ContainerFactory, Engine, wait_for
+from harness import SOCKSERVER, ContainerFactory, Engine, build_static, wait_for
 from socktui.diagnose import diagnose
 from socktui.engine import Engine as SocktuiEngine
-from socktui.listeners import ListenerIndex, listening_inode, read_net_unix
-from socktui.model import ContainerReport, Kind, MountReport, Verdict
+from socktui.listeners import ListenerIndex
+from socktui.model import ContainerReport, Kind, Liveness, MountReport, Verdict
+from socktui.socktable import read_table
 
 pytestmark = pytest.mark.engine
 
 
-def look(engine: Engine, *names: str) -> dict[str, ContainerReport]:
-    check = diagnose(SocktuiEngine.from_options(host=engine.host), names=list(names))
+def look(engine: Engine, *names: str, connect: bool = False) -> dict[str, ContainerReport]:
+    check = diagnose(SocktuiEngine.from_options(host=engine.host), names=list(names), connect=connect)
     return {c.container.name: c for c in check.containers}
 
 
@@ -56,7 +54,7 @@ def only_mount(report: ContainerReport) -> MountReport:
     [(socket.SOCK_DGRAM, "dgram"), (socket.SOCK_SEQPACKET, "seqpacket")],
     ids=["dgram", "seqpacket"],
 )
-def test_datagram_and_seqpacket_sockets_are_probed_with_their_own_type(
+def test_datagram_and_seqpacket_sockets_are_live_by_their_own_type(
     engine: Engine, containers: ContainerFactory, d: Path, kind: int, word: str
 ) -> None:
     with listening_socket(d / "app.sock", kind):
@@ -64,15 +62,19 @@ def test_datagram_and_seqpacket_sockets_are_probed_with_their_own_type(
         containers.run(name=name, command=TRAP, binds=[f"{d / 'app.sock'}:/run/app.sock"])
         m = only_mount(look(engine, name)[name])
         assert m.verdict is Verdict.LIVE, m.reason
-        assert m.host_probe is not None and m.host_probe.sock_type == word
-        assert m.container is not None and m.container.probe is not None
-        assert (m.container.probe.ok, m.container.probe.sock_type) == (True, word)
-        assert word in m.reason
+        assert m.bound is not None and m.bound.sock_type == word
+        assert m.host_probe is None and m.container is not None and m.container.probe is None  # nobody connected
+        # The socket table names the holder of a datagram socket too: it needs no listen() to be a server.
+        assert m.listener is not None and m.listener.pid == os.getpid()
         if kind == socket.SOCK_DGRAM:
-            # A datagram socket never listens (no SO_ACCEPTCON in /proc/net/unix): its owner cannot be named.
-            assert m.listener is None
+            assert "datagram socket is bound" in m.reason
         else:
-            assert m.listener is not None and m.listener.pid == os.getpid()
+            assert word in m.reason
+        # Asked for, the connect is made from both sides with the socket's own type.
+        asked = only_mount(look(engine, name, connect=True)[name])
+        assert asked.host_probe is not None and asked.host_probe.sock_type == word
+        assert asked.container is not None and asked.container.probe is not None
+        assert (asked.container.probe.ok, asked.container.probe.sock_type) == (True, word)
         proc = socktui_cli("check", "--json", "-H", engine.host, name)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["containers"][0]["mounts"][0]["verdict"] == "live"
@@ -108,9 +110,14 @@ def test_a_listener_with_a_full_backlog_is_unknown_with_the_reason_not_stale(
                 pytest.fail("the backlog never filled")
             name = unique_name()
             containers.run(name=name, command=TRAP, binds=[f"{path}:/run/busy.sock"])
+            queued = len(pending) - 1
             m = only_mount(look(engine, name)[name])
             assert m.verdict is Verdict.UNKNOWN, m.reason
-            assert "backlog is full" in m.reason and "EAGAIN" in m.reason
+            assert "accept queue is full" in m.reason and f"{queued} of 0 waiting" in m.reason
+            assert m.bound is not None and m.bound.liveness is Liveness.NOT_ACCEPTING
+            assert m.host_probe is None  # told from the table: no connect joined the queue
+            listener = read_table().listener_at((path.stat().st_dev, path.stat().st_ino))
+            assert listener is not None and listener.queued == queued
             assert m.fixes == ()  # never offer to remove a socket a server holds
             proc = socktui_cli("check", "--json", "-H", engine.host, name, timeout=30)
         finally:
@@ -166,15 +173,17 @@ def test_a_docker_named_socket_that_accepts_and_never_answers(
         containers.run(name=name, command=TRAP, binds=[f"{d / 'docker.sock'}:/var/run/docker.sock"])
         m = only_mount(look(engine, name)[name])
         assert m.verdict is Verdict.LIVE, m.reason
-        assert m.host_probe is not None and m.host_probe.api is None
-        assert m.host_probe.detail == "connected; no Docker API reply"
-        assert "Docker API socket" not in m.reason  # it is not claimed to be an engine
+        assert "API socket" not in m.reason  # its name says docker, its listener does not: not claimed an engine
         proc = socktui_cli("check", "--json", "-H", engine.host, name, timeout=30)
         assert proc.returncode == 0, proc.stderr
+        assert server.held == []  # a look and a check: no connection, no /_ping for a name
+        asked = only_mount(look(engine, name, connect=True)[name])
+        assert asked.host_probe is not None and asked.host_probe.ok and asked.host_probe.api is None
+        assert asked.host_probe.detail == "connected"  # connected when asked, and still no HTTP for a name
         echo = send_line(str(d / "docker.sock"), b"hello\n")
         assert echo.ok and echo.reply is None
         assert echo.detail == "no reply within 1000 ms"
-        assert len(server.held) >= 3  # host ping, container-view ping, check's pings, the typed line
+        wait_for(lambda: len(server.held) >= 3, timeout=5, message="the asked-for connects to arrive")
     finally:
         server.close()
 
@@ -201,56 +210,11 @@ def test_a_fifo_where_a_socket_was_expected_is_not_socket_and_nothing_blocks(
 
 # --------------------------------------------------------------------------- a listener in another network namespace
 
-SERVER_C = textwrap.dedent(
-    r"""
-    #include <signal.h>
-    #include <stdio.h>
-    #include <string.h>
-    #include <sys/socket.h>
-    #include <sys/stat.h>
-    #include <sys/un.h>
-    #include <unistd.h>
-
-    static void leave(int sig) { (void)sig; _exit(0); }
-
-    int main(int argc, char **argv) {
-        struct sockaddr_un addr;
-        int server = socket(AF_UNIX, SOCK_STREAM, 0);
-        signal(SIGTERM, leave);  /* PID 1 in a container ignores SIGTERM unless it handles it */
-        memset(&addr, 0, sizeof addr);
-        addr.sun_family = AF_UNIX;
-        strncpy(addr.sun_path, argv[1], sizeof addr.sun_path - 1);
-        unlink(argv[1]);
-        if (bind(server, (struct sockaddr *)&addr, sizeof addr) < 0) { perror("bind"); return 3; }
-        chmod(argv[1], 0666);
-        if (listen(server, 16) < 0) { perror("listen"); return 4; }
-        for (;;) { int c = accept(server, 0, 0); if (c >= 0) close(c); }
-    }
-    """
-)
-
 
 @pytest.fixture(scope="module")
-def static_server() -> Iterator[Path]:
-    """A static unix-socket server to run inside a busybox container (busybox cannot listen on a Unix socket)."""
-    gcc = shutil.which("gcc") or shutil.which("cc")
-    if gcc is None:
-        pytest.skip("no C compiler to build a static server for inside the container")
-    where = Path(tempfile.mkdtemp(prefix="st-usrv-"))
-    os.chmod(where, 0o755)
-    try:
-        (where / "usrv.c").write_text(SERVER_C)
-        built = subprocess.run(
-            [gcc, "-static", "-O1", "-o", str(where / "usrv"), str(where / "usrv.c")],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if built.returncode != 0:
-            pytest.skip(f"cannot build a static binary here: {built.stderr.strip()[-300:]}")
-        yield where / "usrv"
-    finally:
-        shutil.rmtree(where, ignore_errors=True)
+def static_server() -> Path:
+    """tests/static/usrv.c, built static to run inside a busybox container."""
+    return build_static("usrv")
 
 
 def test_a_server_inside_a_container_is_found_in_its_network_namespace(
@@ -267,8 +231,9 @@ def test_a_server_inside_a_container_is_found_in_its_network_namespace(
     wait_for(lambda: is_socket(shared / "in.sock"), timeout=10, message="the server inside to bind")
     server_pid = engine.client.inspect_container(server_id)["State"]["Pid"]
     # The host's own table has no such listener: it exists only in the container's network namespace.
-    assert listening_inode(read_net_unix(), str(shared / "in.sock")) is None
-    assert listening_inode(read_net_unix(server_pid), "/shared/in.sock") is not None
+    st = (shared / "in.sock").stat()
+    assert read_table().listener_at((st.st_dev, st.st_ino)) is None
+    assert read_table(server_pid).listener_at((st.st_dev, st.st_ino)) is not None
 
     m = only_mount(look(engine, server_name)[server_name])
     assert m.verdict is Verdict.OK, m.reason
@@ -305,27 +270,24 @@ def test_a_consumer_container_is_told_which_container_listens(
 def test_a_listener_in_an_unshared_network_namespace_is_found_through_its_pid(d: Path) -> None:
     """No container at all: `unshare -n` puts a host server in a namespace of its own (works for any runtime)."""
     path = d / "ns.sock"
-    try:
-        server = subprocess.Popen(
-            ["unshare", "--net", sys.executable, str(SOCKSERVER), str(path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    except FileNotFoundError:
-        pytest.skip("unshare is not installed")
+    server = subprocess.Popen(
+        ["unshare", "--net", sys.executable, str(SOCKSERVER), str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert server.stdout is not None
         line = server.stdout.readline()
-        if not line.startswith("READY "):
-            pytest.skip(f"cannot make a network namespace here: {server.stderr.read() if server.stderr else ''}")
+        assert line.startswith("READY "), server.stderr.read() if server.stderr else ""
         assert os.readlink(f"/proc/{server.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        st = path.stat()
         index = ListenerIndex({})
-        index.want(str(path))  # our own namespace: nothing listens there
-        index.want(str(path), server.pid)
+        alone = index.state((st.st_dev, st.st_ino), str(path))  # our own namespace: nothing listens there
+        there = index.state((st.st_dev, st.st_ino), str(path), [(server.pid, str(path))])
         index.resolve()
-        assert index.get(str(path)) is None
-        found = index.get(str(path), server.pid)
+        assert alone.liveness is Liveness.UNBOUND and index.listener(alone) is None
+        found = index.listener(there)
         assert found is not None and found.pid == server.pid
         assert str(SOCKSERVER) in found.command and found.container is None
         # Connecting needs no shared namespace: the file is enough.
