@@ -41,6 +41,7 @@ class Reprober:
         self._lock = threading.Lock()
         self._last: dict[str, Outcome | None] = {}
         self._pids: dict[str, tuple[int, ...]] = {}
+        self.rounds = 0  # table reads done so far (tests wait on it)
         self.set_paths(paths)
 
     def set_paths(self, paths: Iterable[str], known: Mapping[str, SocketState] | None = None) -> None:
@@ -72,6 +73,7 @@ class Reprober:
                 self._last[path] = outcome
             if before is not None and _differs(before, outcome):
                 changed.append((path, state))
+        self.rounds += 1
         return changed
 
     def run(self, on_change: Callable[[str, SocketState | None], None], stop: threading.Event) -> None:
