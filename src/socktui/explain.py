@@ -24,6 +24,7 @@ from .model import (
     ContainerView,
     Kind,
     Listener,
+    Liveness,
     MountReport,
     PathStat,
     Role,
@@ -237,7 +238,19 @@ def _file_chain(m: MountReport, container: ContainerSpec | None, clock: Clock) -
         server_link = Link(LinkState.BROKEN, note)
     elif host.kind is Kind.SOCKET:
         socket_text = f"inode {host.ino}"
-        if probe is not None and not probe.ok and probe.errno == "ECONNREFUSED":
+        bound = m.bound  # from the kernel's socket table: no connect was made
+        if bound is not None and bound.liveness is Liveness.UNBOUND:
+            server, socket_text = "nobody listens", f"inode {host.ino}, stale"
+            server_link = Link(LinkState.BROKEN, "no socket is bound to it: the server died and left it behind")
+        elif bound is not None and bound.liveness is Liveness.NOT_ACCEPTING:
+            server = _server(m.listener)
+            server_link = Link(LinkState.UNKNOWN, "bound but not accepting: its accept queue is full")
+        elif bound is not None and bound.answering:
+            server = _server(m.listener)
+        elif bound is not None and probe is None:
+            server = "not known"
+            server_link = Link(LinkState.UNKNOWN, "its server's network namespace cannot be read")
+        elif probe is not None and not probe.ok and probe.errno == "ECONNREFUSED":
             server, socket_text = "nobody listens", f"inode {host.ino}, stale"
             server_link = Link(LinkState.BROKEN, "connect() refused: the server died and left its socket behind")
         elif probe is not None and not probe.ok and probe.errno == "EAGAIN":
