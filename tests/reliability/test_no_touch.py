@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from reliability_support import TRAP, socktui_cli, unique_name, until
+from reliability_support import TRAP, log_text, socktui_cli, unique_name, until
 
 from harness import TEST_LABEL, ContainerFactory, Engine, build_static, wait_for
 from socktui.diagnose import diagnose
@@ -220,3 +220,36 @@ def test_a_namesake_sharing_the_network_namespace_is_never_named(
     assert m.listener is None
     assert m.bound is not None and m.bound.liveness is Liveness.UNBOUND
     assert [f.id for f in m.fixes][:1] == ["remove-stale-socket"]
+
+
+@pytest.mark.timeout(120)
+async def test_check_says_once_when_the_kernel_has_no_unix_diag(
+    engine: Engine, containers: ContainerFactory, d: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forced: the kernel "has no unix_diag". Liveness falls back to /proc/net/unix, matched by name, said once."""
+    counting = CountingServer(d / "app.sock")
+    try:
+        name = unique_name("nt-fb")
+        containers.run(name=name, command=TRAP, binds=[f"{d / 'app.sock'}:/run/app.sock"])
+        env = {**os.environ, "SOCKTUI_NO_SOCK_DIAG": "1"}
+        proc = socktui_cli("check", "-H", engine.host, name, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.count("no unix_diag") == 2  # the note once, and the reason of the one live mount
+        assert proc.stdout.splitlines()[2].startswith("note: this kernel cannot list unix sockets by file")
+        normal = socktui_cli("check", "-H", engine.host, name)
+        assert "unix_diag" not in normal.stdout
+        assert counting.accepts == 0
+
+        from socktui.session import Options, make_session
+        from socktui.ui.app import SocktuiApp
+
+        monkeypatch.setenv("SOCKTUI_NO_SOCK_DIAG", "1")
+        app = SocktuiApp(make_session(Options(host=engine.host)), live=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.report is not None, "the first look", timeout=60)
+            first = app.report
+            await pilot.press("r")
+            await until(pilot, lambda: app.report is not first, "the recheck's report", timeout=60)
+            assert log_text(app).count("cannot list unix sockets by file") == 1  # said once, not at every look
+    finally:
+        counting.close()
