@@ -19,12 +19,18 @@ from .model import (
     Kind,
     Liveness,
     MountReport,
+    MountSpec,
     Product,
     Role,
     SocketReport,
+    Verdict,
 )
 from .observe import ContainerLook, HostCache, mount_role, observe_mount, with_liveness
+from .roles import looks_like_socket
 from .verdict import MountObservation, PathObservation, api_server, decide, decide_entry
+
+# A look's whole budget, engine answers included: containers still to come after it are listed as not looked at.
+LOOK_DEADLINE_SECONDS = 90.0
 
 FALLBACK_NOTE = (
     "this kernel cannot list unix sockets by file (no unix_diag): listeners were matched by the path they bound, "
@@ -106,11 +112,13 @@ class Look:
         cache: HostCache | None = None,
         *,
         connect: bool = False,
+        deadline: float | None = None,
     ) -> None:
         self.info = info
         self.expected = expected
         self.cache = cache or HostCache()
         self.connect = connect
+        self.deadline = deadline  # time.monotonic() after which containers are listed, not looked at
         self.listeners = ListenerIndex(names_by_id)
         self.notes: tuple[str, ...] = ()
         self.pending: list[tuple[ContainerSpec, list[MountObservation | MountReport]]] = []
@@ -118,6 +126,9 @@ class Look:
 
     def add(self, container: ContainerSpec) -> None:
         info, cache, expected = self.info, self.cache, self.expected
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.pending.append((container, [_late(m) for m in container.mounts]))
+            return
         roles = [mount_role(m, info, cache, expected) for m in container.mounts]
         items: list[MountObservation | MountReport] = []
         if any(r is not Role.OTHER for r in roles):
@@ -208,12 +219,23 @@ def diagnose_containers(
 ) -> list[ContainerReport]:
     """Observe and decide for containers that are already listed (and inspected where needed)."""
     containers = list(containers)
-    look = Look(info, {c.id: c.name for c in containers}, expected, cache, connect=connect)
+    deadline = time.monotonic() + LOOK_DEADLINE_SECONDS
+    look = Look(info, {c.id: c.name for c in containers}, expected, cache, connect=connect, deadline=deadline)
     for container in containers:
         if cancel is not None and cancel.is_set():
             raise Cancelled
         look.add(container)
     return look.finish()
+
+
+def _late(mount: MountSpec) -> MountReport:
+    return MountReport(
+        mount=mount,
+        role=Role.SOCKET if looks_like_socket(mount.source) or looks_like_socket(mount.destination) else Role.OTHER,
+        verdict=Verdict.UNKNOWN,
+        reason=f"not looked at: the look reached its deadline ({LOOK_DEADLINE_SECONDS:.0f} s) before this container; "
+        "re-check to look again",
+    )
 
 
 def _ordered(mounts: tuple[MountReport, ...]) -> tuple[MountReport, ...]:
@@ -244,7 +266,8 @@ def diagnose(
     if on_listed is not None:
         on_listed(info, listed)
     cache = HostCache()
-    look = Look(info, {c.id: c.name for c in listed}, expected, cache, connect=connect)
+    deadline = time.monotonic() + LOOK_DEADLINE_SECONDS
+    look = Look(info, {c.id: c.name for c in listed}, expected, cache, connect=connect, deadline=deadline)
     order = {c.id: i for i, c in enumerate(listed)}
     to_inspect = []
     for c in listed:

@@ -9,14 +9,17 @@ through. Nothing is ever modified through a container path.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .hostpath import UntrustedSymlink, resolve
 from .hostpath import kind_of_mode as kind_of_mode  # defined there; re-exported for callers of fsview
 from .linux import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, errno_name, openat2
-from .model import Kind, PathStat
+from .model import UNTRUSTED_SYMLINK, Kind, PathStat
 from .roles import looks_like_socket
 
 # How many entries of a directory we look at before giving up on listing it (a bind of /home must stay cheap).
@@ -53,7 +56,58 @@ def _count_entries(path: str | int) -> int | None:
 
 
 def host_lstat(path: str) -> PathStat:
-    """``lstat`` a host path. Never follows a final symlink; a missing path is a result, not an error."""
+    """``lstat`` a host path, resolved by :func:`hostpath.resolve` (one component at a time, following a symlink on
+    the way only when root controls it). Never follows a final symlink; a missing path is a result, not an error.
+
+    A path redirected through a link that a user or a container controls is an error (``UNTRUSTED_SYMLINK``), never
+    the object it points at: that object is not what the string names for anyone else, nor what Docker mounted.
+    """
+    if not path.startswith("/") or not path.strip("/"):
+        return _plain_lstat(path)  # relative (never a bind source Docker accepts), or "/" itself
+    try:
+        with resolve(path) as found:
+            st = found.stat
+            if st is None:
+                return PathStat(path=path, kind=Kind.MISSING)
+            entries = target = None
+            if stat.S_ISDIR(st.st_mode):
+                entries = _count_at(found.parent_fd, found.name)
+            elif stat.S_ISLNK(st.st_mode):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(found.name, dir_fd=found.parent_fd)
+            return path_stat_from(path, st, entries=entries, target=target)
+    except UntrustedSymlink:
+        return PathStat(path=path, kind=Kind.ERROR, error=UNTRUSTED_SYMLINK)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        return PathStat(path=path, kind=Kind.MISSING, error="ENOTDIR" if isinstance(exc, NotADirectoryError) else None)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:  # an embedded NUL: cannot exist on Linux
+            return PathStat(path=path, kind=Kind.MISSING, error="EINVAL")
+        return PathStat(path=path, kind=Kind.ERROR, error=errno_name(exc.errno))
+
+
+def resolve_source(path: str) -> str | None:
+    """Where a ``-v`` source that is a symlink leads, the way Docker follows it when mounting; None when a link on
+    the way (or the source itself) is one that someone other than root controls, or the path cannot be resolved."""
+    try:
+        with resolve(path, follow_final=True) as found:
+            return found.real
+    except OSError:
+        return None
+
+
+def _count_at(parent_fd: int, name: str) -> int | None:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+    except OSError:
+        return None
+    try:
+        return _count_entries(fd)
+    finally:
+        os.close(fd)
+
+
+def _plain_lstat(path: str) -> PathStat:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -84,7 +138,14 @@ def host_socket_names(directory: str) -> tuple[str, ...]:
     """
     names: list[str] = []
     try:
-        with os.scandir(directory) as it:
+        with resolve(directory, follow_final=True) as found:
+            fd = os.open(
+                found.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=found.parent_fd
+            )
+    except (OSError, ValueError):
+        return ()
+    try:
+        with os.scandir(fd) as it:
             for entry in it:
                 try:
                     if entry.is_symlink():
@@ -93,12 +154,14 @@ def host_socket_names(directory: str) -> tuple[str, ...]:
                         continue
                     if entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False):
                         continue
-                    if stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode):
+                    if stat.S_ISSOCK(os.stat(entry.name, dir_fd=fd, follow_symlinks=False).st_mode):
                         names.append(entry.name)
                 except OSError:
                     continue
     except OSError:
         return ()
+    finally:
+        os.close(fd)
     return tuple(sorted(names))
 
 

@@ -168,6 +168,9 @@ class ContainerSpec:
         return project or service
 
 
+UNTRUSTED_SYMLINK = "untrusted-symlink"  # PathStat.error: a symlink on the way that someone other than root controls
+
+
 @dataclass(frozen=True)
 class PathStat:
     """What one ``lstat`` saw. ``dev``/``ino`` identify the object; ``entries`` counts a directory's children."""

@@ -12,13 +12,16 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from .fsview import ContainerRoot, host_lstat, host_socket_names
+from .fsview import ContainerRoot, host_lstat, host_socket_names, resolve_source
 from .linux import errno_name
 from .model import ContainerSpec, ContainerView, Creds, EngineInfo, Kind, MountSpec, PathStat, ProbeResult, Role
 from .permissions import resolve_creds
 from .probe import probe_fd, probe_host_path
 from .roles import expected_in, role_of
 from .verdict import MountObservation, PathObservation
+
+# Sockets observed per socket-dir mount; beyond it a directory's sockets are counted, not each judged.
+MAX_SOCKETS_PER_MOUNT = 512
 
 
 class HostCache:
@@ -122,8 +125,9 @@ def observe_path(
     via = None
     if follow_source and host.kind is Kind.SYMLINK:
         # Docker resolves a -v source's symlinks on the host when it mounts: judge what the container really got.
-        via = os.path.realpath(host_path)
-        host = cache.lstat(via)
+        via = resolve_source(host_path)
+        if via is not None:
+            host = cache.lstat(via)
     view = look.view(container_path, with_parents=with_parents, connect=connect) if look.container.running else None
     return PathObservation(host_path=host_path, container_path=container_path, host=host, view=view, via_symlink=via)
 
@@ -149,11 +153,15 @@ def observe_mount(
         mount.source, mount.destination, look, cache, with_parents=needs_parents, follow_source=True, connect=connect
     )
     entries: list[PathObservation] = []
+    not_looked_at = 0
     if role is Role.SOCKET_DIR and target.host is not None and target.host.kind is Kind.DIRECTORY:
         names = set(cache.sockets_in(mount.source))
         names.update(expected_in(mount.source, expected))
         names.update(expected_in(mount.destination, expected))
-        for name in sorted(names):
+        ordered = sorted(names)
+        # Bounded work whatever a container puts in a shared directory: the rest are counted, and the reason says so.
+        not_looked_at = max(0, len(ordered) - MAX_SOCKETS_PER_MOUNT)
+        for name in ordered[:MAX_SOCKETS_PER_MOUNT]:
             entries.append(
                 observe_path(
                     posixpath.join(mount.source, name),
@@ -174,6 +182,7 @@ def observe_mount(
         creds=user_creds,
         creds_note=note,
         observer_root=os.geteuid() == 0,
+        not_looked_at=not_looked_at,
     )
 
 

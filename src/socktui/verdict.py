@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .compose import Flavour, compose_of
 from .model import (
+    UNTRUSTED_SYMLINK,
     ContainerSpec,
     ContainerView,
     Creds,
@@ -59,6 +60,7 @@ class MountObservation:
     creds: Creds | None = None
     creds_note: str = ""
     observer_root: bool = True  # socktui itself runs as root: its own EACCES then says something about the socket
+    not_looked_at: int = 0  # sockets inside a socket-dir beyond the per-mount bound, counted but not judged
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,12 @@ def decide_path(target: PathObservation, obs: MountObservation, *, file_mount: b
     path = target.host_path
     if host is None:
         return Decision(Verdict.UNKNOWN, f"{path} was not looked at")
+    if host.kind is Kind.ERROR and host.error == UNTRUSTED_SYMLINK:
+        return Decision(
+            Verdict.UNKNOWN,
+            f"the way to {path} goes through a symlink that someone other than root owns or can replace: not "
+            "followed, so what it leads to is not taken for what the container got",
+        )
     if host.kind is Kind.ERROR:
         return Decision(Verdict.UNKNOWN, f"cannot lstat {path}: {host.error}; {_lstat_advice(host.error)}")
     if host.kind is Kind.MISSING:
@@ -472,15 +480,22 @@ def _decide_dir(obs: MountObservation) -> Decision:
         return Decision(Verdict.MISSING, f"no sockets in {obs.mount.source}: no server has bound one there")
     decisions = [(entry, decide_path(entry, obs, file_mount=False)) for entry in obs.entries]
     bad = [(e, d) for e, d in decisions if not d.verdict.healthy]
+    if not bad and obs.not_looked_at:
+        return Decision(
+            Verdict.UNKNOWN,
+            f"{len(obs.entries)} sockets inside are live, but {obs.not_looked_at} more were not looked at (more "
+            f"than {len(obs.entries)} in one directory)",
+        )
     if not bad:
         names = ", ".join(e.host_path.rsplit("/", 1)[-1] for e in obs.entries)
         count = len(obs.entries)
         return Decision(Verdict.OK, f"{count} socket{'s' if count != 1 else ''} inside, all live: {names}")
     worst_entry, worst = max(bad, key=lambda pair: pair[1].verdict.severity)
     name = worst_entry.host_path.rsplit("/", 1)[-1]
+    unseen = f" ({obs.not_looked_at} more not looked at)" if obs.not_looked_at else ""
     return Decision(
         worst.verdict,
-        f"{len(bad)} of {len(obs.entries)} sockets inside are not live; {name}: {worst.reason}",
+        f"{len(bad)} of {len(obs.entries)} sockets inside are not live{unseen}; {name}: {worst.reason}",
     )
 
 

@@ -26,7 +26,7 @@ from socktui.fsview import (
     host_socket_names,
     openat2,
 )
-from socktui.model import Kind
+from socktui.model import UNTRUSTED_SYMLINK, Kind
 from socktui.probe import probe_fd, probe_host_path, recognise_api
 
 DOCKER_PING_REPLY = (
@@ -632,3 +632,24 @@ def test_recognise_api_accepts_docker_and_podman_replies() -> None:
 @given(st.binary(max_size=512))
 def test_recognise_api_never_raises(raw: bytes) -> None:
     assert recognise_api(raw) in (None, "docker", "podman")
+
+
+# host paths resolved by hostpath --------------------------------------------------------------------------------
+
+
+def test_a_host_path_redirected_through_a_user_owned_symlink_is_not_reported_as_its_target(sockdir: Path) -> None:
+    """A user who owns a directory on the way can point the path string anywhere: socktui does not follow."""
+    real = sockdir / "real"
+    real.mkdir()
+    user_dir = sockdir / "user"
+    user_dir.mkdir()
+    os.chown(user_dir, 65534, 65534)
+    os.symlink(str(real), user_dir / "sub")
+    with listening(real / "app.sock"):
+        seen = host_lstat(str(user_dir / "sub" / "app.sock"))
+        assert seen.kind is Kind.ERROR and seen.error == UNTRUSTED_SYMLINK
+        assert host_socket_names(str(user_dir / "sub")) == ()
+        # The same link made by root in a directory only root can write is followed, as /var/run -> /run is.
+        os.symlink(str(real), sockdir / "trusted")
+        assert host_lstat(str(sockdir / "trusted" / "app.sock")).kind is Kind.SOCKET
+        assert host_socket_names(str(sockdir / "trusted")) == ("app.sock",)

@@ -1,0 +1,67 @@
+"""Bounded work whatever a container does: a socket directory's sockets beyond a bound are counted and said, and a
+look past its deadline lists the rest of the containers as not looked at instead of running on."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from socktui import diagnose as diagnose_module
+from socktui import observe
+from socktui.diagnose import Look
+from socktui.model import ContainerSpec, EngineInfo, MountSpec, Role, Verdict
+
+LOCAL = EngineInfo(endpoint="unix:///var/run/docker.sock", local=True, version="27.0.0")
+
+
+@pytest.fixture
+def sockdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="stb-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def stopped(name: str, *mounts: MountSpec) -> ContainerSpec:
+    return ContainerSpec(id=name * 8, name=name, state="exited", image="busybox", mounts=mounts, inspected=True)
+
+
+def test_sockets_beyond_the_per_mount_bound_are_counted_and_keep_the_socket_role(
+    sockdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(observe, "MAX_SOCKETS_PER_MOUNT", 3)
+    servers = []
+    for i in range(5):
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(sockdir / f"s{i}.sock"))
+        s.listen(1)
+        servers.append(s)
+    try:
+        look = Look(LOCAL, {})
+        look.add(stopped("many", MountSpec(type="bind", source=str(sockdir), destination="/run/s")))
+        [report] = look.finish()
+        [m] = report.mounts
+        assert m.role is Role.SOCKET_DIR
+        assert len(m.sockets) == 3
+        assert m.verdict is Verdict.UNKNOWN
+        assert "2 more were not looked at" in m.reason
+    finally:
+        for s in servers:
+            s.close()
+
+
+def test_a_look_past_its_deadline_lists_the_rest_as_not_looked_at(sockdir: Path) -> None:
+    look = Look(LOCAL, {}, deadline=time.monotonic() - 1)
+    look.add(stopped("late", MountSpec(type="bind", source=str(sockdir / "app.sock"), destination="/run/app.sock")))
+    [report] = look.finish()
+    [m] = report.mounts
+    assert m.role is Role.SOCKET and m.verdict is Verdict.UNKNOWN
+    assert f"deadline ({diagnose_module.LOOK_DEADLINE_SECONDS:.0f} s)" in m.reason
+    assert m.fixes == ()
