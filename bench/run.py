@@ -20,9 +20,11 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -45,7 +47,7 @@ from common import (
 from live import Fixtures, run_live  # noqa: E402
 from proxy import CountingProxy  # noqa: E402
 from ptyapp import TtyApp  # noqa: E402
-from scenario import Scenario  # noqa: E402
+from scenario import TRAP, Scenario  # noqa: E402
 
 import harness  # noqa: E402
 
@@ -58,7 +60,9 @@ TARGETS = {
     "stale_ms": 3000,
     "rest_cpu_pct": 1.0,
     "rest_rss_mb": 150,
+    "churn_cpu_pct": 5.0,
 }
+CHURN_PERIOD_S = 0.1
 
 
 @dataclass
@@ -96,6 +100,7 @@ class SizeResults:
     startup_verdicts_s: list[float] = field(default_factory=list)
     live: dict[str, Any] = field(default_factory=dict)
     rest: dict[str, Any] = field(default_factory=dict)
+    churn: dict[str, Any] = field(default_factory=dict)
     load: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
     background_busy_pct: float = math.nan
@@ -235,6 +240,103 @@ def measure_rest(
         proxy.stop()
 
 
+# --------------------------------------------------------------------------- 4b. churn
+
+
+class Churner:
+    """A server that binds a socket and unlinks it again, over and over, in one socket dir (a busy container)."""
+
+    def __init__(self, directory: Path, period: float) -> None:
+        self.path = directory / "churn.sock"
+        self.period = period
+        self.cycles = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="churner", daemon=True)
+
+    def start(self) -> Churner:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.bind(str(self.path))
+                sock.listen(8)
+                self._stop.wait(self.period / 2)
+                os.unlink(self.path)
+            self.cycles += 1
+            self._stop.wait(self.period / 2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def measure_churn(
+    client: docker.APIClient,
+    image: str,
+    host: str,
+    root: Path,
+    n: int,
+    seconds: float,
+    settle: float,
+    reaper: Reaper,
+) -> dict[str, Any]:
+    """The TUI's CPU while one running container's shared directory gets a socket bound and unlinked every 0.1 s."""
+    directory = root / "churn"
+    directory.mkdir(parents=True, exist_ok=True)
+    seed = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    seed.bind(str(directory / "seed.sock"))
+    seed.listen(8)
+    hc = client.create_host_config(network_mode="none", binds=[f"{directory}:/run/churn"])
+    cid = client.create_container(
+        image=image, command=TRAP, name="rx-churn", labels={"socktui.bench": "fixture"}, host_config=hc
+    )["Id"]
+    client.start(cid)
+    tui = TtyApp([SOCKTUI, "-H", host]).start()
+    reaper.add(tui.pid)
+    churner: Churner | None = None
+    try:
+        tui.wait_for(rb"\D%d containers" % (n + 1), 120)
+        time.sleep(settle)
+        pid = tui.pid
+        quiet0 = proc_cpu_seconds(pid)
+        time.sleep(seconds / 2)
+        quiet_pct = (proc_cpu_seconds(pid) - quiet0) / (seconds / 2) * 100
+        churner = Churner(directory, CHURN_PERIOD_S).start()
+        time.sleep(1.0)  # the first cycles start the watcher's batches
+        start = time.monotonic()
+        cpu0 = proc_cpu_seconds(pid)
+        cycles0 = churner.cycles
+        time.sleep(seconds)
+        cpu1 = proc_cpu_seconds(pid)
+        end = time.monotonic()
+        cycles = churner.cycles - cycles0
+        result = {
+            "n": n,
+            "seconds": end - start,
+            "period_s": CHURN_PERIOD_S,
+            "cycles": cycles,
+            "cpu_s": cpu1 - cpu0,
+            "cpu_pct": (cpu1 - cpu0) / (end - start) * 100,
+            "quiet_pct": quiet_pct,
+        }
+        log(
+            f"  churn N={n}: {result['cpu_pct']:.1f}% CPU while {cycles} bind+unlink cycles in {end - start:.0f} s "
+            f"({quiet_pct:.2f}% before)"
+        )
+        return result
+    finally:
+        if churner is not None:
+            churner.stop()
+        reaper.discard(tui.pid)
+        tui.stop()
+        seed.close()
+        with contextlib.suppress(docker.errors.APIError):
+            client.remove_container(cid, force=True)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- environment
 
 
@@ -308,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="N = 10 and 200 only, fewer samples")
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="e.g. 10,200")
     parser.add_argument(
-        "--only", default="oneshot,startup,live,rest", help="comma-separated: oneshot,startup,live,rest"
+        "--only",
+        default="oneshot,startup,live,rest,churn",
+        help="comma-separated: oneshot,startup,live,rest,churn",
     )
     parser.add_argument("--out", default=str(BENCH / "RESULTS.md"), help="where to write the report")
     parser.add_argument("--json", default=str(BENCH / "results.json"), help="raw figures")
@@ -392,6 +496,10 @@ def main(argv: list[str] | None = None) -> int:
                     reaper.discard(fixture_farm.pid)
             if "rest" in only and n == plan.rest_n:
                 out.rest = measure_rest(str(daemon.socket_path), root, n, plan.rest_seconds, plan.rest_settle, reaper)
+            if "churn" in only:
+                out.churn = measure_churn(
+                    client, image, daemon.host, root / "c" / str(n), n, plan.rest_seconds / 2, plan.rest_settle, reaper
+                )
             out.load.append(f"end {loadavg()}")
             out.foreign = sorted(set(out.foreign) | set(foreign_heavy_processes([daemon.pid])))
             results.append(out)

@@ -27,6 +27,7 @@ REACTIONS = (
 TARGET_FS_P95 = 50.0
 TARGET_CONTAINER_P95 = 100.0
 TARGET_STALE_MAX = 3000.0
+TARGET_CHURN_PCT = 5.0
 
 
 def _s(values: list[float]) -> Summary:
@@ -280,6 +281,31 @@ def write_report(raw: dict[str, Any], out: Path) -> None:
         add("Not measured in this run.")
     add("")
 
+    # ------------------------------------------------------------------ 4b
+    add("## 4b. Cost of a busy container: a socket bound and unlinked every 0.1 s")
+    add("")
+    churn_sizes = [n for n in ns if sizes[n].get("churn")]
+    if churn_sizes:
+        add(
+            "The real TUI (`socktui -H unix://<daemon>`) in a 200x50 pty, with one more running container, `rx-churn`, "
+            "whose socket-dir mount holds a listening `seed.sock`. After the full list is drawn and a settling pause, "
+            "the CPU is taken over a quiet window, then a thread in the bench process binds `churn.sock` in that "
+            "directory, listens, unlinks it 50 ms later and binds again 50 ms after that (`bench/run.py` `Churner`), "
+            "and the CPU is taken again over the window below (utime+stime from `/proc/<pid>/stat`, all threads)."
+        )
+        add("")
+        add("| N | window | bind+unlink cycles | CPU while churning (% of one core) | CPU just before, quiet |")
+        add("|---|---|---|---|---|")
+        for n in churn_sizes:
+            c = sizes[n]["churn"]
+            add(
+                f"| {n} | {c['seconds']:.0f} s | {c['cycles']} | {c['cpu_pct']:.1f}% ({c['cpu_s']:.2f} s CPU) | "
+                f"{c['quiet_pct']:.2f}% |"
+            )
+    else:
+        add("Not measured in this run.")
+    add("")
+
     # ------------------------------------------------------------------ 5
     add("## 5. Burst: 200 sockets bound at once, and the keyboard meanwhile")
     add("")
@@ -446,6 +472,17 @@ def _targets(ns: list[int], sizes: dict[int, Any]) -> list[tuple[str, str, bool 
         rows.append((f"RSS < 150 MB at N=1000{where}", f"{mb:.0f} MB", mb < 150 if rest["n"] == 1000 else None))
     else:
         rows.append(("at rest < 1% of a core, zero polling, RSS < 150 MB", "not run", None))
+    churn = [sizes[n]["churn"] for n in ns if sizes[n].get("churn")]
+    if churn:
+        text = "; ".join(f"N={c['n']} {c['cpu_pct']:.1f}%" for c in churn)
+        worst = max(c["cpu_pct"] for c in churn)
+        rows.append(
+            (
+                f"a container churning sockets every 0.1 s costs < {TARGET_CHURN_PCT:.0f}% of a core",
+                text,
+                worst < TARGET_CHURN_PCT,
+            )
+        )
     return rows
 
 
