@@ -12,26 +12,43 @@ import os
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 import watchfiles
 
 from ..fsview import DIR_SCAN_LIMIT
 
-ADDED = "added"
-MODIFIED = "modified"
-DELETED = "deleted"
+
+class ChangeKind(StrEnum):
+    """What happened to a path. The values are watchfiles' own words."""
+
+    ADDED = "added"
+    MODIFIED = "modified"  # exists and changed: look again
+    DELETED = "deleted"
+
+
+ADDED, MODIFIED, DELETED = ChangeKind.ADDED, ChangeKind.MODIFIED, ChangeKind.DELETED
+
+
+class SeenBy(StrEnum):
+    """How the watcher learned of a change: an inotify event, or the safety-net rescan that catches what events miss."""
+
+    EVENT = "event"
+    RESCAN = "rescan"
 
 
 @dataclass(frozen=True)
 class PathChange:
-    """A path of interest changed. ``change`` is "added", "modified" (exists and changed: look again) or "deleted".
+    """A path of interest changed.
 
-    Changes carry no file type (``bind()`` and ``mkdir`` both read as added): re-``lstat`` the path.
+    Changes carry no file type (``bind()`` and ``mkdir`` both read as added): re-``lstat`` the path. ``seen_by`` is
+    how it was learned, for tests and diagnostics; it takes no part in comparing changes.
     """
 
     path: str
-    change: str
+    change: ChangeKind
+    seen_by: SeenBy = field(default=SeenBy.EVENT, compare=False)
 
 
 STEP_MS = 15  # watchfiles reports one to two steps after a change (15-30 ms); each step is a wake-up at rest
@@ -86,17 +103,38 @@ def relevant_changes(
     watchfiles batches are unordered sets, so when one path has several kinds of change in a batch (an unlink and a
     new bind, say) the verdict is what is there now: "modified" when it exists, "deleted" when it does not.
     """
-    paths = set(sockets) | set(socket_dirs)
-    dirs = set(socket_dirs)
-    kinds: dict[str, set[str]] = {}
+    paths = sockets if isinstance(sockets, frozenset | set) else frozenset(sockets)
+    dirs = socket_dirs if isinstance(socket_dirs, frozenset | set) else frozenset(socket_dirs)
+    kinds: dict[str, set[ChangeKind]] = {}
     for code, path in raw:
-        if path in paths or os.path.dirname(path) in dirs:
-            kinds.setdefault(path, set()).add(watchfiles.Change(code).raw_str())
+        if path in paths or path in dirs or os.path.dirname(path) in dirs:
+            kinds.setdefault(path, set()).add(ChangeKind(watchfiles.Change(code).raw_str()))
     out = []
     for path, seen in sorted(kinds.items()):
         change = next(iter(seen)) if len(seen) == 1 else (MODIFIED if exists(path) else DELETED)
         out.append(PathChange(path, change))
     return out
+
+
+def replan_triggers(
+    sockets: Iterable[str], socket_dirs: Iterable[str] = (), exists: Callable[[str], bool] = _watchable
+) -> frozenset[str]:
+    """The paths whose own change can move the watch set: each wanted directory and, when it is missing, every
+    directory between it and the ancestor standing in for it. A change anywhere else (a socket bound, a file
+    written) leaves the plan as it is, so a busy directory costs nothing to re-plan."""
+    wanted = {os.path.dirname(_norm(p)) for p in sockets}
+    for directory in socket_dirs:
+        directory = _norm(directory)
+        wanted.add(directory)
+        wanted.add(os.path.dirname(directory))
+    triggers: set[str] = set()
+    for directory in wanted:
+        current = directory
+        triggers.add(current)
+        while current != "/" and not exists(current):
+            current = os.path.dirname(current)
+            triggers.add(current)
+    return frozenset(triggers)
 
 
 _State = tuple[int, ...] | None
@@ -160,7 +198,7 @@ def _state_changes(before: Mapping[str, object], after: Mapping[str, object], ke
         if old == new:
             continue
         change = ADDED if old is None else DELETED if new is None else MODIFIED
-        out.append(PathChange(path, change))
+        out.append(PathChange(path, change, SeenBy.RESCAN))
     return out
 
 
@@ -250,6 +288,9 @@ class DirectoryWatcher:
             self._dirty.clear()
             sockets, dirs = self._interest()
             plan = self._plan(sockets, dirs)
+            triggers = replan_triggers(sockets, dirs)
+            # The marks come before the baseline: a change after it moves a mark, and a change before it is in it.
+            marks = {d: _dir_mark(d) for d in plan}
             self._rescan(sockets, dirs, on_changes)
             self._watched = frozenset(plan)  # published after the baseline: a change from now on will be reported
             if not plan:
@@ -257,17 +298,24 @@ class DirectoryWatcher:
                     stop.wait(self.step_ms / 1000)
                 continue
             started = False
-            marks = {d: _dir_mark(d) for d in plan}
             try:
                 with contextlib.closing(self._changes(plan, interrupt)) as batches:
                     last_rescan = last_full = time.monotonic()
                     for raw in batches:
-                        started = True
+                        first, started = not started, True
                         failures = 0
                         self._report(relevant_changes(raw, sockets, dirs), on_changes)
-                        # Planning looks at every path of interest; an idle tick only needs the watched directories'
-                        # identities (a replaced or vanished one means rebuild; a new one arrives as an event).
-                        if (self._plan(sockets, dirs) if raw else _identities(plan)) != plan:
+                        if first:
+                            # watchfiles armed its watches before its first answer: look once more, for what changed
+                            # between the baseline and the arming (no event reports that, and a coarse directory
+                            # mtime may not have moved).
+                            self._rescan(sockets, dirs, on_changes)
+                        # A change to a wanted directory (or one standing in for it) may move the plan; an idle tick
+                        # checks the watched directories' identities (a replaced or vanished one means rebuild).
+                        if raw and any(path in triggers for _code, path in raw):
+                            if self._plan(sockets, dirs) != plan:
+                                break
+                        elif not raw and _identities(plan) != plan:
                             break
                         now = time.monotonic()
                         if now - last_full >= FULL_RESCAN_S:

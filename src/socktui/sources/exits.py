@@ -22,6 +22,7 @@ class ListenerExitWatcher:
         self._lock = threading.Lock()
         self._pids: frozenset[int] = frozenset()
         self._dirty = False
+        self.rounds = 0  # poll rounds done, each after taking in the latest set_pids (tests wait on it)
         self.set_pids(pids)
 
     def set_pids(self, pids: Iterable[int]) -> None:
@@ -73,6 +74,7 @@ class ListenerExitWatcher:
                     forget(pid)
                     reported.add(pid)
                     on_exit(pid)
+                self.rounds += 1
         finally:
             for pid in list(fds):
                 forget(pid)
