@@ -481,6 +481,12 @@ def never_connected_to(server: socket.socket) -> bool:
     return False
 
 
+def reads_pass(reprober: Reprober, count: int) -> None:
+    """Wait until the re-prober has read the tables ``count`` more times."""
+    target = reprober.rounds + count
+    assert wait_until(lambda: reprober.rounds >= target), "the re-prober stopped reading"
+
+
 def test_reprober_reports_a_socket_going_stale_without_connecting(tmp_path: Path) -> None:
     path = str(tmp_path / "app.sock")
     server = bind(path)
@@ -488,13 +494,13 @@ def test_reprober_reports_a_socket_going_stale_without_connecting(tmp_path: Path
     reported: list[tuple[str, SocketState | None]] = []
     reprober = Reprober([path, str(tmp_path / "quiet.sock")], interval=0.05)
     with running(lambda stop: reprober.run(lambda p, r: reported.append((p, r)), stop)):
-        time.sleep(0.2)
+        reads_pass(reprober, 3)
         assert reported == []  # the first read is the baseline
         assert never_connected_to(quiet)  # it re-read tables several times, and connected to nobody
         server.close()  # no unlink: the file stays, nobody listens
         assert wait_until(lambda: bool(reported))
         assert [(p, r.liveness if r else None) for p, r in reported] == [(path, Liveness.UNBOUND)]
-        time.sleep(0.2)
+        reads_pass(reprober, 3)
         assert len(reported) == 1, "reported again without a change"
     quiet.close()
 
@@ -719,7 +725,8 @@ def test_event_stream_through_docker_py_survives_a_daemon_restart_and_stops_at_o
             assert wait_until(lambda: len(rec.events) == 1), rec.events
             daemon.kill()
             assert wait_until(lambda: rec.states == [EngineLost("the engine closed the event stream")]), rec.states
-            time.sleep(0.3)  # a few failed attempts against the missing socket
+            tried = stream.attempts
+            assert wait_until(lambda: stream.attempts >= tried + 3)  # a few failed attempts against the missing socket
             assert len(rec.states) == 1
             daemon.start()
             assert wait_until(lambda: rec.states[-1:] == [EngineBack()]), rec.states

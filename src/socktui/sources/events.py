@@ -156,6 +156,7 @@ class EngineEventStream:
         self._stream: _Stream | None = None
         self._stop_event: threading.Event | None = None
         self._halted = False
+        self.attempts = 0  # streams tried so far, opened or not (tests wait on it)
 
     def stop(self) -> None:
         """End :meth:`run` now, even from the middle of a blocked read. Safe from any thread, before or during."""
@@ -212,6 +213,7 @@ class EngineEventStream:
         lost: bool,
     ) -> tuple[bool, str | None]:
         """Open one stream and deliver its events: (whether it opened, why it ended or None when stopping)."""
+        self.attempts += 1
         try:
             stream = _open_stream(engine, self._since_param())
         except EngineError as exc:
