@@ -29,6 +29,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.fixture(autouse=True)
+def audit_log_follows_xdg_state_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under `sudo make test` the audit log would go to root's own state directory whatever XDG_STATE_HOME says
+    (socktui.audit): the tests that point XDG_STATE_HOME at a temporary directory must not depend on that."""
+    monkeypatch.delenv("SUDO_USER", raising=False)
+    monkeypatch.delenv("SOCKTUI_AUDIT_LOG", raising=False)
+
+
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[Engine]:
     """A Docker engine with the test image: SOCKTUI_TEST_DOCKER_HOST, or a private dockerd for the session.

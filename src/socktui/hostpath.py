@@ -98,6 +98,15 @@ class UntrustedSymlink(OSError):
 
 
 @dataclass(frozen=True)
+class FollowedLink:
+    """A symlink the walk followed, and the (dev, ino) of every directory from ``/`` down to the one holding it:
+    whoever can write any of those could have made or changed the link."""
+
+    path: str
+    dirs: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
 class Ancestor:
     """A directory the walk went through, held open: ``fd`` stays valid until the ``HostPath`` is closed."""
 
@@ -120,7 +129,7 @@ class HostPath:
         parent_fd: int,
         name: str,
         st: os.stat_result | None,
-        links: tuple[str, ...],
+        followed: tuple[FollowedLink, ...],
         ancestors: tuple[Ancestor, ...],
     ) -> None:
         self.requested = requested
@@ -128,8 +137,13 @@ class HostPath:
         self.parent_fd = parent_fd
         self.name = name
         self.stat = st  # lstat of the entry through parent_fd; None when there is nothing there
-        self.links = links  # the symlinks that were followed on the way, in order
+        self.followed = followed  # the symlinks that were followed on the way, in order
         self.ancestors = ancestors  # with keep_ancestors: "/" down to the parent (parent_fd is the last one's fd)
+
+    @property
+    def links(self) -> tuple[str, ...]:
+        """The paths of the symlinks followed on the way, in order."""
+        return tuple(link.path for link in self.followed)
 
     @property
     def kind(self) -> Kind:
@@ -225,7 +239,7 @@ def _walk(path: str, parts: list[str], follow_final: bool, keep_ancestors: bool)
     root_fd = os.open("/", _DIR_FLAGS)
     stack = [Ancestor("/", root_fd, os.fstat(root_fd))]
     pending = deque(parts)
-    links: list[str] = []
+    links: list[FollowedLink] = []
 
     def pop() -> None:
         os.close(stack.pop().fd)
@@ -240,7 +254,7 @@ def _walk(path: str, parts: list[str], follow_final: bool, keep_ancestors: bool)
         target = os.readlink("", dir_fd=link_fd)  # the very link that was checked, not a fresh lookup of its name
         if not target:
             raise FileNotFoundError(errno.ENOENT, "empty symlink", link_path)
-        links.append(link_path)
+        links.append(FollowedLink(link_path, tuple((a.stat.st_dev, a.stat.st_ino) for a in stack)))
         if target.startswith("/"):
             while len(stack) > 1:
                 pop()

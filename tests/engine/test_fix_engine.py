@@ -72,7 +72,8 @@ def look(engine: Engine, name: str, destination: str) -> tuple[CheckReport, Cont
 def env_for(state: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["XDG_STATE_HOME"] = str(state)
-    env.pop("SOCKTUI_DEBUG", None)
+    for inherited in ("SOCKTUI_DEBUG", "SOCKTUI_AUDIT_LOG", "SUDO_USER"):  # under sudo the log would go to root's home
+        env.pop(inherited, None)
     return env
 
 
@@ -587,7 +588,7 @@ def test_advice_snippets_use_the_real_values(
     assert "use-mount-flag" in [f.id for f in m.fixes]
     text = advice_for("use-mount-flag", report, m)
     assert f"src={missing},dst=/run/app.sock" in text
-    assert f"source: {missing}" in text and "target: /run/app.sock" in text
+    assert f'source: "{missing}"' in text and 'target: "/run/app.sock"' in text
     assert "create_host_path: false" in text
 
     path = d / "det.sock"
@@ -599,7 +600,7 @@ def test_advice_snippets_use_the_real_values(
     _, report, m = look(engine, detached, "/run/app.sock")
     assert m.verdict is Verdict.DETACHED
     text = advice_for("mount-parent-dir", report, m)
-    assert f"-v {d}:" in text and f"- {d}:" in text
+    assert f"-v {d}:" in text and f'- "{d}:' in text
     assert f"instead of -v {path}:/run/app.sock" in text
     assert os.path.lexists(path) and not os.path.lexists(missing)  # advice changes nothing
 

@@ -9,9 +9,9 @@ import sys
 from .. import audit
 from ..diagnose import diagnose
 from ..engine import Engine
-from ..fixes import DEFAULT_WAIT_SECONDS, FixResult, Status, apply_plan, plan_fix, render_plan
+from ..fixes import DEFAULT_WAIT_SECONDS, FixResult, Status, apply_plan, fix_command, plan_fix, render_plan
 from ..model import ContainerReport, MountReport
-from ..report import printable
+from ..text import printable
 
 EXIT_DONE = 0
 EXIT_REFUSED = 1
@@ -70,7 +70,7 @@ def _print_result(result: FixResult) -> None:
         print(f"  [{mark}] {printable(step.message)}")
     print(f"{result.status}: {printable(result.message)}")
     if result.plan.advice and result.status is Status.APPLIED:
-        print(result.plan.advice)
+        print("\n".join(printable(line) for line in result.plan.advice.split("\n")))
 
 
 def run_fix(args: argparse.Namespace) -> int:
@@ -80,19 +80,21 @@ def run_fix(args: argparse.Namespace) -> int:
         c for c in check.containers if len(args.container) >= 3 and c.container.id.startswith(args.container)
     ]
     if not chosen:
-        print(f"socktui: no such container: {args.container} (see `docker ps -a`)", file=sys.stderr)
+        print(f"socktui: no such container: {printable(args.container)} (see `docker ps -a`)", file=sys.stderr)
         return EXIT_USAGE
     report = chosen[0]
     mount = find_mount(report, args.destination)
     if mount is None:
-        known = ", ".join(m.mount.destination for m in report.socket_mounts) or "none"
+        known = ", ".join(printable(m.mount.destination) for m in report.socket_mounts) or "none"
         print(
-            f"socktui: {report.container.name} has no socket mount at {args.destination} (socket mounts: {known})",
+            f"socktui: {printable(report.container.name)} has no socket mount at {printable(args.destination)} "
+            f"(socket mounts: {known})",
             file=sys.stderr,
         )
         return EXIT_USAGE
     verdict = mount.verdict.value if mount.verdict else "-"
-    print(f"{report.container.name}: {mount.mount.source} -> {mount.mount.destination}: {verdict}")
+    name = printable(report.container.name)
+    print(f"{name}: {printable(mount.mount.source)} -> {printable(mount.mount.destination)}: {verdict}")
     print(f"  {printable(mount.reason)}")
     if not args.fix_id:
         if not mount.fixes:
@@ -102,14 +104,14 @@ def run_fix(args: argparse.Namespace) -> int:
         for f in mount.fixes:
             kind = "changes things" if f.destructive else "advice"
             print(f"  {f.id:<22} {f.title} ({kind})")
-        print(f"apply one with: socktui fix {report.container.name} {mount.mount.destination} FIX_ID")
+        print(f"apply one with: {printable(fix_command(report.container.name, mount.mount.destination))}")
         return EXIT_DONE
 
     plan = plan_fix(args.fix_id, report, mount, check.containers, wait_seconds=args.wait)
     print(render_plan(plan))
     if plan.refusal:
         _warn(audit.record(FixResult(plan, Status.REFUSED, plan.refusal)))
-        print(f"refused: {plan.refusal}", file=sys.stderr)
+        print(f"refused: {printable(plan.refusal)}", file=sys.stderr)
         return EXIT_REFUSED
     if not plan.changes:
         return EXIT_DONE
@@ -119,13 +121,13 @@ def run_fix(args: argparse.Namespace) -> int:
     if args.read_only:
         result = apply_plan(plan, engine, read_only=True)
         _warn(audit.record(result))
-        print(f"refused: {result.message}", file=sys.stderr)
+        print(f"refused: {printable(result.message)}", file=sys.stderr)
         return EXIT_REFUSED
     if not args.yes:
         if not sys.stdin.isatty():
             result = FixResult(plan, Status.REFUSED, "not confirmed: stdin is not a terminal; pass --yes to apply")
             _warn(audit.record(result))
-            print(f"refused: {result.message}", file=sys.stderr)
+            print(f"refused: {printable(result.message)}", file=sys.stderr)
             return EXIT_REFUSED
         if not _confirm("Apply this fix?"):
             result = FixResult(plan, Status.REFUSED, "not confirmed by the user")
@@ -140,4 +142,4 @@ def run_fix(args: argparse.Namespace) -> int:
 
 def _warn(message: str | None) -> None:
     if message:
-        print(f"socktui: warning: {message}", file=sys.stderr)
+        print(f"socktui: warning: {printable(message)}", file=sys.stderr)

@@ -34,7 +34,9 @@ from .base import (
     StepKind,
     StepResult,
     recreate_advice,
+    shell_word,
     socket_accepts,
+    yaml_scalar,
 )
 from .restart import RestartContainer
 from .shadow import RemoveShadowDir
@@ -56,12 +58,15 @@ __all__ = [
     "StepResult",
     "advice_for",
     "apply_plan",
+    "fix_command",
     "fix_for",
     "offers",
     "plan_fix",
     "recreate_advice",
     "render_plan",
+    "shell_word",
     "socket_accepts",
+    "yaml_scalar",
 ]
 
 # Every fix, once. The order is the order they are offered in: those that change something first, then advice.
@@ -125,8 +130,13 @@ def advice_for(fix_id: str, report: ContainerReport, mount: MountReport) -> str:
     return fix.advice(report, mount) if fix is not None else ""
 
 
+def fix_command(container: str, destination: str, fix_id: str = "FIX_ID") -> str:
+    """The ``socktui fix`` command line for a mount, every word shell-quoted."""
+    return " ".join(("socktui fix", shell_word(container), shell_word(destination), fix_id))
+
+
 def render_plan(plan: Plan) -> str:
-    # Each field is printable()d on its own, so a newline in a path cannot forge a line of the plan.
+    """The plan as text. Each field from outside is printable()d on its own: a newline cannot forge a line."""
     mount = plan.mount
     lines = [
         f"{plan.fix.id}: {plan.fix.title}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 
 from ..model import ContainerReport, MountReport, MountSpec, Role, Verdict
-from .base import Fix, q
+from .base import Fix, comment_text, q, yaml_scalar
 
 
 def container_dir_for(mount: MountSpec) -> str:
@@ -14,6 +14,16 @@ def container_dir_for(mount: MountSpec) -> str:
         # Mounting over a system directory would hide the image's own files: use a dedicated one inside it.
         return posixpath.join(dst_dir, posixpath.basename(posixpath.dirname(mount.source)) or "sockets")
     return dst_dir
+
+
+def mount_flag_value(src: str, dst: str) -> str:
+    """The value of ``--mount``, which the docker CLI reads as one CSV record: a field holding a comma or a quote
+    is double-quoted, its quotes doubled."""
+
+    def field(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text
+
+    return ",".join(("type=bind", field(f"src={src}"), field(f"dst={dst}")))
 
 
 def _uses_v(mount: MountSpec) -> bool:
@@ -35,8 +45,8 @@ class MountParentDir(Fix):
         return (
             f"# mount the directory, so a restarted server's new socket is seen at once\n"
             f"docker run -v {q(src_dir)}:{q(dst_dir)} ...   # instead of -v {q(src)}:{q(dst)}\n"
-            f"# compose:\n    volumes:\n      - {src_dir}:{dst_dir}\n"
-            f"# then point the client at {new_path} inside {c.name}"
+            f"# compose:\n    volumes:\n      - {yaml_scalar(f'{src_dir}:{dst_dir}')}\n"
+            f"# then point the client at {comment_text(new_path)} inside {comment_text(c.name)}"
         )
 
 
@@ -48,9 +58,9 @@ class StartServerFirst(Fix):
     def advice(self, report: ContainerReport, mount: MountReport) -> str:
         src, name = mount.mount.source, report.container.name
         return (
-            f"# start the server that creates {src} before {name}, then:\n"
+            f"# start the server that creates {comment_text(src)} before {comment_text(name)}, then:\n"
             f"docker start {q(name)}\n"
-            f"# compose: make {name}'s service depend on the server being healthy:\n"
+            f"# compose: make {comment_text(name)}'s service depend on the server being healthy:\n"
             "    depends_on:\n      server:\n        condition: service_healthy\n"
             f"# with a healthcheck on the server such as: test -S {q(src)}"
         )
@@ -72,9 +82,10 @@ class UseMountFlag(Fix):
         src, dst = mount.mount.source, mount.mount.destination
         return (
             "# a missing socket becomes an error instead of a directory\n"
-            f"docker run --mount type=bind,src={q(src)},dst={q(dst)} ...\n"
+            f"docker run --mount {q(mount_flag_value(src, dst))} ...\n"
             "# compose:\n    volumes:\n      - type: bind\n"
-            f"        source: {src}\n        target: {dst}\n        bind:\n          create_host_path: false"
+            f"        source: {yaml_scalar(src)}\n        target: {yaml_scalar(dst)}\n        bind:\n"
+            "          create_host_path: false"
         )
 
 
@@ -86,6 +97,6 @@ class GroupAdd(Fix):
     def advice(self, report: ContainerReport, mount: MountReport) -> str:
         gid = mount.host.gid if mount.host is not None else 0
         return (
-            f"# let {report.container.name}'s user connect: give it the socket's group (gid {gid})\n"
+            f"# let {comment_text(report.container.name)}'s user connect: give it the socket's group (gid {gid})\n"
             f'docker run --group-add {gid} ...\n# compose:\n    group_add:\n      - "{gid}"'
         )

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar, Protocol
 
-from ..hostpath import kind_of_mode
-from ..model import ContainerReport, ContainerSpec, FixOffer, MountReport, MountSpec, PathStat, Role, Verdict
+from ..hostpath import kind_of_mode, resolve
+from ..model import ContainerReport, ContainerSpec, FixOffer, Kind, MountReport, MountSpec, PathStat, Role, Verdict
 from ..probe import probe_fd
+from ..text import printable
 
 DEFAULT_WAIT_SECONDS = 30.0
 CONTAINER_TIMEOUT_SECONDS = 10
@@ -60,6 +61,24 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Holder:
+    """A container that has the target mounted, and where it sees it: ``path`` is the target in its view;
+    ``mount_root`` the mounted directory when the target is an entry inside it (a socket in a shared directory)."""
+
+    container: ContainerSpec
+    path: str
+    mount_root: str | None = None
+
+
+@dataclass(frozen=True)
+class Writer:
+    """A read-write mount of some container: through it that container can change what is under its source."""
+
+    container: ContainerSpec
+    mount: MountSpec
+
+
+@dataclass(frozen=True)
 class Plan:
     fix: FixOffer
     container: ContainerSpec
@@ -68,6 +87,8 @@ class Plan:
     preconditions: tuple[str, ...] = ()
     advice: str = ""  # the ready-to-copy command or snippet (for advice) or the follow-up
     refusal: str | None = None  # set when the fix cannot be planned safely at all
+    holders: tuple[Holder, ...] = ()  # who has the target mounted: checked before acting
+    writers: tuple[Writer, ...] = ()  # every read-write mount of every container: who could change the path
 
     @property
     def changes(self) -> bool:
@@ -101,6 +122,10 @@ class Refused(Exception):
         self.step = step
 
 
+class Failed(Exception):
+    """Something was changed and could not be put back: the message says what state is left."""
+
+
 class ContainerActions(Protocol):
     """What applying needs from the engine; ``socktui.engine.Engine`` provides it."""
 
@@ -109,9 +134,55 @@ class ContainerActions(Protocol):
     def restart(self, container_id: str, timeout: int = CONTAINER_TIMEOUT_SECONDS) -> None: ...
 
 
-def q(word: str) -> str:
-    """One shell word."""
-    return shlex.quote(word)
+def shell_word(text: str) -> str:
+    """``text`` as exactly one shell word, in a form where no byte of it can end the line or start a command.
+
+    Printable text gets ``shlex.quote``. Text with a newline or any other control character gets bash's ``$'…'``
+    form with every such byte escaped (also understood by zsh, ksh and busybox sh; dash reads it as a different,
+    harmless word), since a quoted newline would still put the rest of the path at the start of a line.
+    """
+    if text.isprintable():
+        return shlex.quote(text)
+    out = ["$'"]
+    for byte in os.fsencode(text):  # surrogateescape gives back the path's own bytes
+        ch = chr(byte)
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif 0x20 <= byte < 0x7F:
+            out.append(ch)
+        else:
+            out.append(f"\\x{byte:02x}")
+    out.append("'")
+    return "".join(out)
+
+
+q = shell_word
+
+
+def yaml_scalar(text: str) -> str:
+    """``text`` as a YAML double-quoted scalar: quotes, backslashes and every non-printable character escaped.
+
+    A byte that is not UTF-8 cannot be written in YAML; it becomes U+FFFD, which is also what Docker receives.
+    """
+    out = ['"']
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            code = ord(ch)
+            if 0xD800 <= code <= 0xDFFF:
+                code = 0xFFFD
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def comment_text(text: str) -> str:
+    """Text from outside, for a ``#`` comment line of a snippet: control characters escaped, so the comment
+    cannot end early."""
+    return printable(text)
 
 
 def describe_mode(mode: int) -> str:
@@ -122,6 +193,24 @@ def sharing(source: str, reports: Sequence[ContainerReport]) -> list[ContainerSp
     """Every container with a mount of ``source``: all of them hold the shadow directory."""
     norm = posixpath.normpath(source)
     return [r.container for r in reports if any(posixpath.normpath(m.source) == norm for m in r.container.mounts)]
+
+
+def holders_of(source: str, reports: Sequence[ContainerReport], entry: str | None = None) -> tuple[Holder, ...]:
+    """Where each container that mounts ``source`` sees the target: the mount itself, or ``entry`` inside it."""
+    norm = posixpath.normpath(source)
+    found = []
+    for r in reports:
+        for m in r.container.mounts:
+            if m.source and posixpath.normpath(m.source) == norm:
+                if entry is None:
+                    found.append(Holder(r.container, m.destination))
+                else:
+                    found.append(Holder(r.container, posixpath.join(m.destination, entry), m.destination))
+    return tuple(found)
+
+
+def writers_of(reports: Sequence[ContainerReport]) -> tuple[Writer, ...]:
+    return tuple(Writer(r.container, m) for r in reports for m in r.container.mounts if m.rw and m.source)
 
 
 def recreate_advice(container: ContainerSpec) -> str:
@@ -136,14 +225,22 @@ def recreate_advice(container: ContainerSpec) -> str:
 
 
 def socket_accepts(path: str) -> bool:
+    """Is there a listening socket at ``path``, reached by the safe resolution (no link a user controls)?"""
     try:
-        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with resolve(path) as hp:
+            if hp.kind is not Kind.SOCKET:
+                return False
+            fd = os.open(hp.name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=hp.parent_fd)
     except OSError:
         return False
     try:
         return stat.S_ISSOCK(os.fstat(fd).st_mode) and probe_fd(fd).ok
     finally:
         os.close(fd)
+
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
 
 
 class Run:
@@ -164,6 +261,12 @@ class Run:
         self.progress = progress
         self.done: list[StepResult] = []
         self.stopped: list[Step] = []
+        self.held: dict[Step, Closeable] = {}  # what the preflight resolved and pinned, for the step that acts on it
+
+    def close(self) -> None:
+        for held in self.held.values():
+            held.close()
+        self.held.clear()
 
     def record(self, result: StepResult) -> None:
         self.done.append(result)
@@ -223,12 +326,18 @@ class Fix:
             )
         run = Run(plan, engine, wait_seconds, cancel or threading.Event(), progress)
         try:
+            return self._run(run)
+        finally:
+            run.close()
+
+    def _run(self, run: Run) -> FixResult:
+        try:
             self.preflight(run)
         except Refused as exc:
             if exc.step is not None:
                 run.record(StepResult(exc.step, False, str(exc)))
             return self._finish(run, Status.REFUSED, str(exc))
-        for step in plan.steps:
+        for step in run.plan.steps:
             try:
                 if run.cancel.is_set():
                     raise Refused("cancelled")
@@ -236,6 +345,9 @@ class Fix:
             except Refused as exc:
                 run.record(StepResult(step, False, str(exc)))
                 return self._finish(run, Status.FAILED if any(r.ok for r in run.done) else Status.REFUSED, str(exc))
+            except Failed as exc:
+                run.record(StepResult(step, False, str(exc)))
+                return self._finish(run, Status.FAILED, str(exc))
             except Exception as exc:  # engine errors and the like: report, stop, keep what was done
                 run.record(StepResult(step, False, f"{step.describe} failed: {exc}"))
                 return self._finish(run, Status.FAILED, f"{step.describe} failed: {exc}")

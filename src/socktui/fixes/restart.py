@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import stat
 
+from ..hostpath import resolve
+from ..linux import errno_name
 from ..model import ContainerReport, Kind, MountReport, Verdict
 from .base import CONTAINER_TIMEOUT_SECONDS, Fix, Plan, Refused, Run, Step, StepKind, describe_mode
 
@@ -42,7 +43,11 @@ class RestartContainer(Fix):
 
 def _restart(step: Step, run: Run, shared_dir: bool) -> str:
     source = run.plan.mount.source
-    st = os.lstat(source) if os.path.lexists(source) else None
+    try:
+        with resolve(source) as hp:
+            st = hp.stat
+    except OSError as exc:
+        raise Refused(f"cannot reach {source} safely ({errno_name(exc.errno)}): a restart would not help") from exc
     wanted, check = ("a directory", stat.S_ISDIR) if shared_dir else ("a socket", stat.S_ISSOCK)
     if st is None or not check(st.st_mode):
         what = "nothing" if st is None else describe_mode(st.st_mode)

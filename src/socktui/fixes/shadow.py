@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import errno
-import os
-import stat
-
-from ..linux import errno_name
-from ..model import ContainerReport, MountReport, Verdict
+from ..model import ContainerReport, Kind, MountReport, Verdict
+from .act import (
+    Target,
+    check_bystanders,
+    check_empty,
+    check_holders,
+    check_links,
+    check_removable,
+    open_target,
+    remove_aside,
+)
 from .base import (
     Fix,
     Plan,
@@ -17,13 +22,14 @@ from .base import (
     StepKind,
     StepResult,
     describe_mode,
+    holders_of,
     q,
     recreate_advice,
     sharing,
     socket_accepts,
     wait_for_socket,
+    writers_of,
 )
-from .paths import open_parent, same_object
 
 
 class RemoveShadowDir(Fix):
@@ -80,24 +86,47 @@ class RemoveShadowDir(Fix):
                 + "; ".join(recreate_advice(c) for c in stopped)
             )
         preconditions = (
-            f"{source} is still a directory with device {host.dev}, inode {host.ino} (lstat, symlinks not followed)",
-            f"{source} is still empty (rmdir refuses otherwise)",
+            f"{source} is still a directory with device {host.dev}, inode {host.ino}, reached without following "
+            "a symlink anyone but root controls",
+            f"it is the very directory each running container has mounted (seen from inside {report.container.name})",
+            f"{source} is still empty, on a writable filesystem, not a mount point, and no other running container "
+            "can write the directories above it",
+            "it is moved into a root-only directory and removed there (rmdir: never recursive)",
             "each container is started only after a socket exists at the path",
         )
-        return Plan(fix, report.container, mount.mount, tuple(steps), preconditions, follow_up)
+        return Plan(
+            fix,
+            report.container,
+            mount.mount,
+            tuple(steps),
+            preconditions,
+            follow_up,
+            holders=holders_of(source, everyone),
+            writers=writers_of(everyone),
+        )
 
     def preflight(self, run: Run) -> None:
         """Checked before any container is stopped, so a doomed fix stops nothing."""
-        for step in run.plan.steps:
+        plan = run.plan
+        for step in plan.steps:
             if step.op is StepKind.RMDIR:
                 try:
-                    _preflight_rmdir(step)
+                    target = open_target(step, Kind.DIRECTORY)
+                except Refused as exc:
+                    raise Refused(str(exc), step) from exc
+                run.held[step] = target
+                try:
+                    check_empty(target)
+                    check_removable(target)
+                    check_holders(target, plan.holders)
+                    check_links(target, plan.writers)
+                    check_bystanders(target, plan.writers, plan.holders)
                 except Refused as exc:
                     raise Refused(str(exc), step) from exc
 
     def act(self, step: Step, run: Run) -> str:
         if step.op is StepKind.RMDIR:
-            return _rmdir(step)
+            return _rmdir(step, run)
         if step.op is StepKind.WAIT_FOR_SOCKET:
             return wait_for_socket(step, run.wait_seconds, run.cancel)
         if step.op is StepKind.START_CONTAINER:
@@ -105,55 +134,40 @@ class RemoveShadowDir(Fix):
         return super().act(step, run)
 
     def undo(self, run: Run) -> None:
-        socket_path = run.plan.mount.source
-        if run.stopped and os.path.isdir(socket_path) and not os.path.islink(socket_path):
-            # The directory is still there, so starting the containers again restores exactly what was before.
+        if not run.stopped or any(r.ok and r.step.op is StepKind.RMDIR for r in run.done):
+            return  # nothing stopped, or the directory is gone as planned: starting is the later steps' business
+        targets = [t for t in run.held.values() if isinstance(t, Target)]
+        if not targets or not all(t.in_place() for t in targets):
             for step in run.stopped:
-                try:
-                    assert step.container_id is not None
-                    run.engine.start(step.container_id)
-                    run.record(StepResult(step, True, f"started {step.target} again: nothing else was changed"))
-                except Exception as exc:
-                    run.record(StepResult(step, False, f"could not start {step.target} again: {exc}"))
+                run.record(
+                    StepResult(
+                        step,
+                        False,
+                        f"{step.target} was left stopped: the directory is no longer where it was, and starting it "
+                        "now could make Docker create another one",
+                    )
+                )
+            return
+        # The directory is still there, the same inode, so starting the containers again restores exactly what was.
+        for step in run.stopped:
+            try:
+                assert step.container_id is not None
+                run.engine.start(step.container_id)
+                run.record(StepResult(step, True, f"started {step.target} again: nothing else was changed"))
+            except Exception as exc:
+                run.record(StepResult(step, False, f"could not start {step.target} again: {exc}"))
 
 
-def _check_directory(step: Step, dir_fd: int, name: str) -> None:
-    try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError as exc:
-        raise Refused(f"{step.target} is already gone") from exc
-    if not stat.S_ISDIR(st.st_mode):
-        raise Refused(f"{step.target} is now {describe_mode(st.st_mode)}, not a directory: left alone")
-    same_object(st, step.expect, step.target, "directory")
-
-
-def _preflight_rmdir(step: Step) -> None:
-    dir_fd, name = open_parent(step.target)
-    try:
-        _check_directory(step, dir_fd, name)
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-        try:
-            if os.listdir(fd):
-                raise Refused(f"{step.target} is not empty: nothing was deleted")
-        finally:
-            os.close(fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _rmdir(step: Step) -> str:
-    dir_fd, name = open_parent(step.target)
-    try:
-        _check_directory(step, dir_fd, name)
-        try:
-            os.rmdir(name, dir_fd=dir_fd)
-        except OSError as exc:
-            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                raise Refused(f"{step.target} is not empty: nothing was deleted") from exc
-            raise Refused(f"rmdir {step.target} failed: {errno_name(exc.errno)}") from exc
-        return f"removed the empty directory {step.target}"
-    finally:
-        os.close(dir_fd)
+def _rmdir(step: Step, run: Run) -> str:
+    target = run.held.get(step)
+    if not isinstance(target, Target):
+        raise Refused(f"{step.target} was not checked before; diagnose again")
+    if not target.in_place():
+        now = target.hp.restat()
+        what = "nothing" if now is None else describe_mode(now.st_mode)
+        raise Refused(f"{step.target} changed after the check (now {what} there): left alone")
+    remove_aside(target)
+    return f"removed the empty directory {step.target}"
 
 
 def _start(step: Step, run: Run) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -619,13 +618,18 @@ class SocktuiApp(App[int]):
     def fix_done(self, result: FixResult | None) -> None:
         if result is None:
             return
+        self.write_audit(result)
+        self.log_line(f"fix {result.plan.fix.id} {result.status}: {result.message}")
+        self.recheck_container(result.plan.container.id)
+
+    @work(thread=True, group="audit", exit_on_error=False)
+    def write_audit(self, result: FixResult) -> None:
+        """The audit line is written off the UI thread: whatever the log's filesystem does, the screen never waits."""
         from ..audit import record
 
         warning = record(result)
         if warning:
-            self.log_line(warning, style="bold")
-        self.log_line(f"fix {result.plan.fix.id} {result.status}: {result.message}")
-        self.recheck_container(result.plan.container.id)
+            self.post_message(LogLine(warning, "bold"))
 
     def action_test_connect(self) -> None:
         picked = self.selected_mount()
@@ -696,7 +700,7 @@ def send_line(path: str, payload: bytes) -> ProbeResult:
 
 def suggested_command(report: ContainerReport, mount: MountReport, everyone: Iterable[ContainerReport]) -> str:
     """What ``c`` copies: the first advice snippet, else the fix command line, else the path."""
-    from ..fixes import advice_for
+    from ..fixes import advice_for, fix_command, shell_word
 
     for fix in mount.fixes:
         if not fix.destructive:
@@ -705,9 +709,8 @@ def suggested_command(report: ContainerReport, mount: MountReport, everyone: Ite
                 return snippet
     # Quoted: pasted into a shell, no byte of a name or path can end the command or start another line.
     if mount.fixes:
-        words = ["socktui", "fix", report.container.name, mount.mount.destination, mount.fixes[0].id]
-        return shlex.join(words)
-    return shlex.quote(mount.mount.source)
+        return fix_command(report.container.name, mount.mount.destination, mount.fixes[0].id)
+    return shell_word(mount.mount.source)
 
 
 def build_app(args: argparse.Namespace) -> SocktuiApp:
