@@ -160,21 +160,23 @@ q = shell_word
 
 
 def yaml_scalar(text: str) -> str:
-    """``text`` as a YAML double-quoted scalar: quotes, backslashes and every non-printable character escaped.
+    """``text`` as a YAML double-quoted scalar that is also inert if the snippet is pasted into a shell.
 
-    A byte that is not UTF-8 cannot be written in YAML; it becomes U+FFFD, which is also what Docker receives.
+    Quotes, backslashes and every non-printable character are escaped (``\\n``, ``\\u001b``), and so are ``$``,
+    backquote and ``!``, the characters a shell would still expand inside double quotes. A byte that is not UTF-8
+    cannot be written in YAML; it becomes U+FFFD, which is also what Docker receives.
     """
     out = ['"']
     for ch in text:
         if ch in '"\\':
             out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
-        else:
+        elif ch in "$`!" or not ch.isprintable():
             code = ord(ch)
             if 0xD800 <= code <= 0xDFFF:
                 code = 0xFFFD
             out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(ch)
     out.append('"')
     return "".join(out)
 
