@@ -3,14 +3,20 @@
 Each fix is one class (``fixes/shadow.py``, ``stale.py``, ``restart.py``, ``advice.py``) registered once in
 ``FIXES`` below; everything else here is derived from that list. Safety comes from construction, not care at call
 sites:
-- every step that touches the filesystem acts through a directory fd on the *host* parent and names one entry in it
-  (``rmdir``/``unlink`` with ``dir_fd``), after an ``fstatat`` without following symlinks shows the very
-  (device, inode) that was diagnosed; paths reached through a container's view are never acted on;
+- a fix that removes something does it through ``fixes/act.py``: the host path is resolved by
+  ``socktui.hostpath`` (no symlink that anyone but root controls is followed; the parent is held by descriptor),
+  the entry must be the diagnosed (device, inode) and the inode each running holder has mounted, and it is moved
+  into a root-only directory and removed there, or put back; paths reached through a container's view are only
+  ever looked at;
 - ``rmdir`` removes only an empty directory (the kernel refuses otherwise), never a tree;
 - a stale socket is unlinked only if a fresh connect is still refused;
+- a preflight foresees what would make the act fail (read-only filesystem, a mount point, another container that
+  can write the directory) before any container is stopped;
 - a container is (re)started only when the socket it mounts exists, since starting a ``-v`` mount of a missing path
   would make Docker create the directory all over again;
-- read-only mode refuses before anything is looked at twice.
+- read-only mode refuses before anything is looked at twice;
+- snippets quote every path for the shell and for YAML (``shell_word``, ``yaml_scalar``), and ``render_plan``
+  escapes everything from outside.
 """
 
 from __future__ import annotations
