@@ -9,7 +9,6 @@ becomes a shell command or a forged line of output. See RELIABILITY.md, "Securit
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -19,6 +18,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -134,38 +134,61 @@ def test_a_stale_socket_exchanged_with_a_live_one_in_a_loop_never_gets_the_live_
     plan = plan_fix("remove-stale-socket", mine, mount, report.containers)
     assert plan.refusal is None and [s.target for s in plan.steps] == [str(shared / "old.sock")]
 
-    exec_id = engine.client.exec_create(cid, ["/swapper", "loop", "/shared/old.sock", "/shared/live.sock"])["Id"]
+    # Held open (before the names start moving), each inode can be asked whether it still has a name (nlink): a
+    # look at the two names while they are being exchanged could see the same inode twice.
+    live_fd = os.open(shared / "live.sock", os.O_PATH | os.O_NOFOLLOW)
+    stale_fds = [os.open(shared / "old.sock", os.O_PATH | os.O_NOFOLLOW)]
+    assert (os.fstat(live_fd).st_ino, os.fstat(stale_fds[0]).st_ino) == (live_ident[1], stale_ident[1])
+    # 100 us between exchanges: as fast as a socktui check, so that some attempts find the stale one in place (at
+    # full speed the two names flip within every look, every attempt is refused, and the test would only prove that).
+    argv = ["/swapper", "loop", "/shared/old.sock", "/shared/live.sock", "100"]
+    exec_id = engine.client.exec_create(cid, argv)["Id"]
     engine.client.exec_start(exec_id, detach=True)
-    wait_for(lambda: identity(shared / "old.sock") == live_ident, timeout=10, message="the exchange loop to run")
     real = SocktuiEngine.from_options(host=engine.host)
-
-    def present() -> set[tuple[int, int]]:
-        found = set()
-        for entry in ("old.sock", "live.sock"):
-            with contextlib.suppress(FileNotFoundError):
-                found.add(identity(shared / entry))
-        return found
-
-    results = []
     try:
-        for _ in range(300):
-            result = apply_plan(plan, real)
-            results.append(result.status.value)
-            assert result.status.value in ("applied", "refused"), result.message
-            assert live_ident in present(), f"the live socket was removed: {result.message}"
-            if result.status.value == "applied":
-                break
+        wait_for(lambda: identity(shared / "old.sock") == live_ident, timeout=10, message="the exchange loop to run")
+        # Several rounds, each with a new stale socket under the old name, so that a fix that removes whatever the
+        # name holds at the moment of the act cannot get lucky every time.
+        for round_ in range(ROUNDS):
+            if round_:
+                plan = plan_for_new_stale_socket(plan, shared, stale_fds)
+            results = []
+            for _ in range(2000):
+                result = apply_plan(plan, real)
+                results.append(result.status.value)
+                assert result.status.value in ("applied", "refused"), result.message
+                assert os.fstat(live_fd).st_nlink == 1, f"round {round_}: the live socket was removed: {result.message}"
+                if result.status.value == "applied":
+                    break
+            assert engine.client.exec_inspect(exec_id)["Running"], "the exchange loop stopped: the test proved nothing"
+            assert "applied" in results, results
+            assert os.fstat(stale_fds[-1]).st_nlink == 0, "applied, but the stale socket still has a name"
+        assert live.alive
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(f"/proc/self/fd/{live_fd}")  # still the live server, still listening
     finally:
+        for fd in (live_fd, *stale_fds):
+            os.close(fd)
         pid = engine.client.exec_inspect(exec_id)["Pid"]
-        if pid:
+        if pid and engine.client.exec_inspect(exec_id)["Running"]:
             os.kill(pid, signal.SIGTERM)
-    assert live.alive
-    holder = next(p for p in ("old.sock", "live.sock") if (shared / p).exists() and identity(shared / p) == live_ident)
-    with socket.socket(socket.AF_UNIX) as client:
-        client.connect(str(shared / holder))  # still the live server, still listening
-    assert "applied" in results, results
-    assert stale_ident not in present()
     assert not [p for p in d.iterdir() if p.name.startswith(".socktui-")], "a private directory was left behind"
+
+
+ROUNDS = 8
+
+
+def plan_for_new_stale_socket(plan: Plan, shared: Path, stale_fds: list[int]) -> Plan:
+    """Bind (and close) a socket under a spare name, pin it, move it to ``old.sock``; the same plan, for it."""
+    spare = shared / "new.tmp"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(spare))
+    stale_fds.append(os.open(spare, os.O_PATH | os.O_NOFOLLOW))
+    os.rename(spare, shared / "old.sock")  # old.sock was gone, so the loop was idle until now
+    st = os.fstat(stale_fds[-1])
+    [step] = plan.steps
+    assert step.expect is not None
+    return replace(plan, steps=(replace(step, expect=replace(step.expect, dev=st.st_dev, ino=st.st_ino)),))
 
 
 # --------------------------------------------------------------------------- 3. a doomed fix stops nobody
