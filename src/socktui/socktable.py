@@ -48,8 +48,12 @@ _UDIAG_SHOW_RQLEN = 0x10
 _UNIX_DIAG_NAME = 0
 _UNIX_DIAG_VFS = 1
 _UNIX_DIAG_RQLEN = 4
+_TCP_ESTABLISHED = 1
+_TCP_CLOSE = 7
 _TCP_LISTEN = 10
-_ALL_STATES = 0xFFFFFFFF
+# Listeners, and sockets that are not connected (a datagram server). Connected sockets, the bulk of any host's table
+# (thousands), are left in the kernel: an accepted connection shares its listener's address but serves nobody new.
+_SERVER_STATES = (1 << _TCP_LISTEN) | (1 << _TCP_CLOSE)
 
 _NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _UNIX_DIAG_REQ = struct.Struct("=BBHIIIII")  # family, protocol, pad, states, ino, show, cookie[2]
@@ -87,7 +91,8 @@ def same_file(a: tuple[int, int], b: tuple[int, int]) -> bool:
 
 @dataclass(frozen=True)
 class SocketTable:
-    """Every unix socket of one network namespace."""
+    """The unix sockets of one network namespace that could serve a new client: listeners and bound, unconnected
+    sockets (datagram servers). Connected and unbound sockets are not listed."""
 
     netns: int  # inode of the network namespace that was dumped
     source: str  # "sock_diag" or "/proc/net/unix" (the fallback: no file identities)
@@ -108,7 +113,7 @@ class SocketTable:
         return self.source == SOURCE_SOCK_DIAG
 
     def bound_to(self, file: tuple[int, int]) -> tuple[UnixSocket, ...]:
-        """Every socket bound to the file (a listener, and the connections it accepted, share its address)."""
+        """Every listed socket bound to the file (a listener, or a bound datagram socket)."""
         return self._by_file.get((file[0], file[1] & _INO_MASK), ())
 
     def listener_at(self, file: tuple[int, int]) -> UnixSocket | None:
@@ -199,7 +204,7 @@ def _dump() -> tuple[UnixSocket, ...]:
     with nl:
         nl.bind((0, 0))
         show = _UDIAG_SHOW_NAME | _UDIAG_SHOW_VFS | _UDIAG_SHOW_RQLEN
-        body = _UNIX_DIAG_REQ.pack(socket.AF_UNIX, 0, 0, _ALL_STATES, 0, show, 0xFFFFFFFF, 0xFFFFFFFF)
+        body = _UNIX_DIAG_REQ.pack(socket.AF_UNIX, 0, 0, _SERVER_STATES, 0, show, 0xFFFFFFFF, 0xFFFFFFFF)
         header = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0)
         nl.sendall(header + body)
         found: list[UnixSocket] = []
@@ -251,6 +256,8 @@ def parse_diag_msg(payload: bytes) -> UnixSocket | None:
             file = (user_dev(kdev), ino)
         elif attr_type == _UNIX_DIAG_RQLEN and len(value) >= _U32_PAIR.size:
             queued, backlog = _U32_PAIR.unpack_from(value)
+    if name is None and file is None:
+        return None  # unbound: no address, nothing anyone could connect to
     listening = state == _TCP_LISTEN
     if not listening:
         queued = backlog = None  # for other sockets these are bytes in flight, not an accept queue
@@ -270,7 +277,7 @@ def _name(raw: bytes) -> str | None:
         return None
     if raw[:1] == b"\0":
         return "@" + os.fsdecode(raw[1:])
-    return os.fsdecode(raw.split(b"\0", 1)[0])
+    return os.fsdecode(raw.partition(b"\0")[0])
 
 
 def _in_netns(pid: int) -> SocketTable:
@@ -323,9 +330,9 @@ def parse_proc_net_unix(text: bytes) -> tuple[UnixSocket, ...]:
             inode = int(fields[6])
         except ValueError:
             continue
-        name = None
-        if len(fields) == 8:
-            name = os.fsdecode(fields[7])
+        if len(fields) < 8 or fields[5] == b"03":
+            continue  # unbound, or connected (SS_CONNECTED): serves nobody new
+        name = os.fsdecode(fields[7])
         found.append(
             UnixSocket(
                 inode=inode,
