@@ -13,13 +13,24 @@ ARGS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := check
-.PHONY: run test lint check format screenshots bench clean distclean
+.PHONY: run test lint check format screenshots bench clean distclean lock
 
-# Reinstall whenever pyproject.toml changes (new dependency, new entry point).
-$(STAMP): pyproject.toml
+# Every tool and library the tests ran with, pinned (pip-compile output): a clean clone installs exactly these.
+LOCK   := requirements-dev.txt
+
+# Reinstall whenever pyproject.toml or the lock changes (new dependency, new entry point, new pin).
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e '.[dev]'
+	$(PYTHON) tools/check_lock.py pyproject.toml $(LOCK)
+	$(BIN)/python -m pip install -r $(LOCK)
+	$(BIN)/python -m pip install --no-deps -e .
 	touch $@
+
+# After changing a dependency in pyproject.toml: pin everything again (needs the package index), then commit the lock.
+lock:
+	test -x $(VENV)-lock/bin/pip-compile || ($(PYTHON) -m venv $(VENV)-lock && $(VENV)-lock/bin/pip install pip-tools)
+	$(VENV)-lock/bin/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url --no-emit-find-links \
+		--output-file $(LOCK) pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/socktui $(ARGS)
@@ -31,6 +42,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 check: lint test
 
@@ -50,4 +62,4 @@ clean:
 	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VENV)-lock
