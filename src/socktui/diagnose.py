@@ -25,7 +25,7 @@ from .model import (
     SocketReport,
     Verdict,
 )
-from .observe import ContainerLook, HostCache, mount_role, observe_mount, with_liveness
+from .observe import ContainerLook, HostCache, SocketMemory, mount_role, observe_mount, with_liveness
 from .roles import looks_like_socket
 from .verdict import MountObservation, PathObservation, api_server, decide, decide_entry
 
@@ -113,8 +113,10 @@ class Look:
         *,
         connect: bool = False,
         deadline: float | None = None,
+        memory: SocketMemory | None = None,
     ) -> None:
         self.info = info
+        self.memory = memory  # socket names each shared directory held earlier in the session
         self.expected = expected
         self.cache = cache or HostCache()
         self.connect = connect
@@ -129,7 +131,7 @@ class Look:
         if self.deadline is not None and time.monotonic() > self.deadline:
             self.pending.append((container, [_late(m) for m in container.mounts]))
             return
-        roles = [mount_role(m, info, cache, expected) for m in container.mounts]
+        roles = [mount_role(m, info, cache, expected, self.memory) for m in container.mounts]
         items: list[MountObservation | MountReport] = []
         if any(r is not Role.OTHER for r in roles):
             look = ContainerLook(container)
@@ -139,8 +141,20 @@ class Look:
                     if role is Role.OTHER:
                         items.append(MountReport(mount=mount, role=role, verdict=None, reason=""))
                     else:
+                        if role is Role.SOCKET_DIR and self.memory is not None:
+                            self.memory.remember(mount.source, cache.sockets_in(mount.source))
                         items.append(
-                            observe_mount(info, look, mount, role, cache, creds, expected, connect=self.connect)
+                            observe_mount(
+                                info,
+                                look,
+                                mount,
+                                role,
+                                cache,
+                                creds,
+                                expected,
+                                connect=self.connect,
+                                memory=self.memory,
+                            )
                         )
             finally:
                 look.close()
@@ -216,11 +230,17 @@ def diagnose_containers(
     cache: HostCache | None = None,
     *,
     connect: bool = False,
+    memory: SocketMemory | None = None,
 ) -> list[ContainerReport]:
-    """Observe and decide for containers that are already listed (and inspected where needed)."""
+    """Observe and decide for containers that are already listed (and inspected where needed).
+
+    ``memory`` (a session's) remembers which shared directories held sockets, so one that lost them keeps its role.
+    """
     containers = list(containers)
     deadline = time.monotonic() + LOOK_DEADLINE_SECONDS
-    look = Look(info, {c.id: c.name for c in containers}, expected, cache, connect=connect, deadline=deadline)
+    look = Look(
+        info, {c.id: c.name for c in containers}, expected, cache, connect=connect, deadline=deadline, memory=memory
+    )
     for container in containers:
         if cancel is not None and cancel.is_set():
             raise Cancelled
@@ -243,8 +263,14 @@ def _ordered(mounts: tuple[MountReport, ...]) -> tuple[MountReport, ...]:
     return tuple(sorted(mounts, key=lambda m: (m.role is Role.OTHER, m.mount.destination, m.mount.source)))
 
 
-def needs_inspect(container: ContainerSpec, info: EngineInfo, cache: HostCache, expected: Sequence[str]) -> bool:
-    return any(mount_role(m, info, cache, expected) is not Role.OTHER for m in container.mounts)
+def needs_inspect(
+    container: ContainerSpec,
+    info: EngineInfo,
+    cache: HostCache,
+    expected: Sequence[str],
+    memory: SocketMemory | None = None,
+) -> bool:
+    return any(mount_role(m, info, cache, expected, memory) is not Role.OTHER for m in container.mounts)
 
 
 def diagnose(
@@ -255,11 +281,13 @@ def diagnose(
     on_listed: Callable[[EngineInfo, list[ContainerSpec]], None] | None = None,
     *,
     connect: bool = False,
+    memory: SocketMemory | None = None,
 ) -> CheckReport:
     """The whole look: one list request, inspects only where needed, then observe and decide.
 
     ``on_listed`` hears the list as soon as it is in, so a screen can show the containers before the verdicts.
     ``connect`` also connects to every socket (host side and container side): only when the user asks.
+    ``memory`` is the session's record of which shared directories held sockets (the TUI's; ``check`` has none).
     """
     info = engine.info()
     listed = select_containers(engine.list_containers(), names)
@@ -267,11 +295,13 @@ def diagnose(
         on_listed(info, listed)
     cache = HostCache()
     deadline = time.monotonic() + LOOK_DEADLINE_SECONDS
-    look = Look(info, {c.id: c.name for c in listed}, expected, cache, connect=connect, deadline=deadline)
+    look = Look(
+        info, {c.id: c.name for c in listed}, expected, cache, connect=connect, deadline=deadline, memory=memory
+    )
     order = {c.id: i for i, c in enumerate(listed)}
     to_inspect = []
     for c in listed:
-        if needs_inspect(c, info, cache, expected):
+        if needs_inspect(c, info, cache, expected, memory):
             to_inspect.append(c)
         else:
             look.add(c)

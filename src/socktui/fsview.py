@@ -15,12 +15,13 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from .hostpath import UntrustedSymlink, resolve
 from .hostpath import kind_of_mode as kind_of_mode  # defined there; re-exported for callers of fsview
 from .linux import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, errno_name, openat2
 from .model import UNTRUSTED_SYMLINK, Kind, PathStat
-from .roles import looks_like_socket
+from .roles import is_companion, looks_like_socket
 
 # How many entries of a directory we look at before giving up on listing it (a bind of /home must stay cheap).
 DIR_SCAN_LIMIT = 4096
@@ -128,8 +129,21 @@ def _plain_lstat(path: str) -> PathStat:
     return path_stat_from(path, st, entries=entries, target=target)
 
 
-def host_socket_names(directory: str) -> tuple[str, ...]:
-    """Names of sockets (and symlinks whose names look like sockets) one level down a host directory.
+@dataclass(frozen=True)
+class DirNames:
+    """What one listing of a host directory found: its sockets, and the regular files that are a socket's
+    companions (lock and pid files: :func:`socktui.roles.is_companion`)."""
+
+    sockets: tuple[str, ...] = ()
+    companions: tuple[str, ...] = ()
+
+
+COMPANIONS_KEPT = 16  # companion names kept per directory, whatever a container writes into it
+
+
+def host_dir_names(directory: str) -> DirNames:
+    """Names of sockets (and symlinks whose names look like sockets) one level down a host directory, and of the
+    regular files among them that accompany a socket.
 
     Every entry is looked at: a socket hidden past some scan limit would silently make the mount "not a socket
     directory". It stays cheap because the directory listing already carries each entry's type (``d_type``):
@@ -137,13 +151,14 @@ def host_socket_names(directory: str) -> tuple[str, ...]:
     entries of a filesystem that gives no type) are ``lstat``-ed.
     """
     names: list[str] = []
+    companions: list[str] = []
     try:
         with resolve(directory, follow_final=True) as found:
             fd = os.open(
                 found.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=found.parent_fd
             )
     except (OSError, ValueError):
-        return ()
+        return DirNames()
     try:
         with os.scandir(fd) as it:
             for entry in it:
@@ -152,17 +167,26 @@ def host_socket_names(directory: str) -> tuple[str, ...]:
                         if looks_like_socket(entry.name):
                             names.append(entry.name)
                         continue
-                    if entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False):
+                    if entry.is_file(follow_symlinks=False):
+                        if len(companions) < COMPANIONS_KEPT and is_companion(entry.name):
+                            companions.append(entry.name)
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
                         continue
                     if stat.S_ISSOCK(os.stat(entry.name, dir_fd=fd, follow_symlinks=False).st_mode):
                         names.append(entry.name)
                 except OSError:
                     continue
     except OSError:
-        return ()
+        return DirNames()
     finally:
         os.close(fd)
-    return tuple(sorted(names))
+    return DirNames(tuple(sorted(names)), tuple(sorted(companions)))
+
+
+def host_socket_names(directory: str) -> tuple[str, ...]:
+    """Names of sockets (and symlinks whose names look like sockets) one level down a host directory."""
+    return host_dir_names(directory).sockets
 
 
 class ContainerRoot:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 import posixpath
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from .fsview import ContainerRoot, host_lstat, host_socket_names, resolve_source
+from .fsview import ContainerRoot, DirNames, host_dir_names, host_lstat, resolve_source
 from .linux import errno_name
 from .model import ContainerSpec, ContainerView, Creds, EngineInfo, Kind, MountSpec, PathStat, ProbeResult, Role
 from .permissions import resolve_creds
 from .probe import probe_fd, probe_host_path
-from .roles import expected_in, role_of
+from .roles import ClueKind, DirClue, dir_clues, expected_in, role_of
 from .verdict import MountObservation, PathObservation
 
 # Sockets observed per socket-dir mount; beyond it a directory's sockets are counted, not each judged.
@@ -29,7 +30,7 @@ class HostCache:
 
     def __init__(self) -> None:
         self._stats: dict[str, PathStat] = {}
-        self._sockets: dict[str, tuple[str, ...]] = {}
+        self._names: dict[str, DirNames] = {}
         self._probes: dict[str, ProbeResult] = {}
 
     def probe(self, path: str, *, ping: bool = False) -> ProbeResult:
@@ -43,17 +44,69 @@ class HostCache:
             self._stats[path] = host_lstat(path)
         return self._stats[path]
 
+    def names_in(self, path: str) -> DirNames:
+        """One listing per directory per look: its sockets and their companion files."""
+        if path not in self._names:
+            self._names[path] = host_dir_names(path) if self.lstat(path).kind is Kind.DIRECTORY else DirNames()
+        return self._names[path]
+
     def sockets_in(self, path: str) -> tuple[str, ...]:
-        if path not in self._sockets:
-            self._sockets[path] = host_socket_names(path) if self.lstat(path).kind is Kind.DIRECTORY else ()
-        return self._sockets[path]
+        return self.names_in(path).sockets
 
 
-def mount_role(mount: MountSpec, engine: EngineInfo, cache: HostCache, expected: Iterable[str]) -> Role:
+class SocketMemory:
+    """The socket names each shared host directory held during this session (the TUI keeps one for its life).
+
+    A directory whose sockets went away is still a socket directory: the memory is what lets the report say
+    "it held .s.PGSQL.5432 earlier in this session" instead of dropping the mount. Bounded whatever containers do.
+    """
+
+    NAMES_PER_DIR = 8
+    DIRS = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._names: dict[str, tuple[str, ...]] = {}
+
+    def remember(self, directory: str, names: Iterable[str]) -> None:
+        key = posixpath.normpath(directory)
+        with self._lock:
+            known = self._names.get(key, ())
+            merged = tuple(sorted(set(known) | set(names)))[: self.NAMES_PER_DIR]
+            if merged == known:
+                return
+            if key not in self._names and len(self._names) >= self.DIRS:
+                self._names.pop(next(iter(self._names)))
+            self._names[key] = merged
+
+    def names_in(self, directory: str) -> tuple[str, ...]:
+        with self._lock:
+            return self._names.get(posixpath.normpath(directory), ())
+
+
+def clues_for(
+    mount: MountSpec, cache: HostCache, expected: Iterable[str], memory: SocketMemory | None
+) -> tuple[DirClue, ...]:
+    """Why a directory mount should hold sockets, even with none in it now (see :mod:`socktui.roles`)."""
+    seen = memory.names_in(mount.source) if memory is not None else ()
+    return dir_clues(mount, cache.names_in(mount.source).companions, seen, expected)
+
+
+def mount_role(
+    mount: MountSpec,
+    engine: EngineInfo,
+    cache: HostCache,
+    expected: Iterable[str],
+    memory: SocketMemory | None = None,
+) -> Role:
     if not engine.local or not mount.source:
         return role_of(mount, None, (), expected)
     host = cache.lstat(mount.source)
-    return role_of(mount, host.kind, cache.sockets_in(mount.source), expected)
+    if host.kind is not Kind.DIRECTORY:
+        return role_of(mount, host.kind, (), expected)
+    sockets = cache.sockets_in(mount.source)
+    clues = () if sockets else clues_for(mount, cache, expected, memory)
+    return role_of(mount, host.kind, sockets, expected, clues)
 
 
 class ContainerLook:
@@ -120,6 +173,7 @@ def observe_path(
     with_parents: bool,
     follow_source: bool = False,
     connect: bool = False,
+    expected_by: str = "",
 ) -> PathObservation:
     host = cache.lstat(host_path)
     via = None
@@ -129,7 +183,14 @@ def observe_path(
         if via is not None:
             host = cache.lstat(via)
     view = look.view(container_path, with_parents=with_parents, connect=connect) if look.container.running else None
-    return PathObservation(host_path=host_path, container_path=container_path, host=host, view=view, via_symlink=via)
+    return PathObservation(
+        host_path=host_path,
+        container_path=container_path,
+        host=host,
+        view=view,
+        via_symlink=via,
+        expected_by=expected_by,
+    )
 
 
 def observe_mount(
@@ -142,6 +203,7 @@ def observe_mount(
     expected: Iterable[str] = (),
     *,
     connect: bool = False,
+    memory: SocketMemory | None = None,
 ) -> MountObservation:
     container = look.container
     user_creds, note = creds
@@ -154,11 +216,20 @@ def observe_mount(
     )
     entries: list[PathObservation] = []
     not_looked_at = 0
+    clues: tuple[DirClue, ...] = ()
     if role is Role.SOCKET_DIR and target.host is not None and target.host.kind is Kind.DIRECTORY:
-        names = set(cache.sockets_in(mount.source))
-        names.update(expected_in(mount.source, expected))
-        names.update(expected_in(mount.destination, expected))
-        ordered = sorted(names)
+        present = cache.sockets_in(mount.source)
+        clues = clues_for(mount, cache, expected, memory)
+        # Each name with why it is looked for: found there now, named by --expect or a companion file, or (only
+        # when the directory has no socket left) held earlier in this session.
+        why: dict[str, str] = dict.fromkeys(present, "")
+        for name in (*expected_in(mount.source, expected), *expected_in(mount.destination, expected)):
+            why.setdefault(name, f"--expect names {name}")
+        for clue in clues:
+            if clue.socket is None or (clue.kind is ClueKind.SEEN and present):
+                continue
+            why.setdefault(clue.socket, clue.says)
+        ordered = sorted(why)
         # Bounded work whatever a container puts in a shared directory: the rest are counted, and the reason says so.
         not_looked_at = max(0, len(ordered) - MAX_SOCKETS_PER_MOUNT)
         for name in ordered[:MAX_SOCKETS_PER_MOUNT]:
@@ -170,6 +241,7 @@ def observe_mount(
                     cache,
                     with_parents=needs_parents,
                     connect=connect,
+                    expected_by=why[name],
                 )
             )
     return MountObservation(
@@ -183,6 +255,7 @@ def observe_mount(
         creds_note=note,
         observer_root=os.geteuid() == 0,
         not_looked_at=not_looked_at,
+        clues=clues,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from .diagnose import diagnose, diagnose_containers
 from .engine import Engine
 from .model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, MountReport, Role, Verdict
+from .observe import SocketMemory
 from .verdict import short_command
 
 
@@ -59,6 +60,8 @@ class Session:
     )
     _versions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("paths", "dirs", "pids", "live"), 0))
     notes: tuple[str, ...] = ()  # about the last full look (say, that the kernel has no unix_diag)
+    # Which shared directories held sockets: one that loses them stays a socket-dir (missing), not "no socket mounts".
+    memory: SocketMemory = field(default_factory=SocketMemory)
     _mounts: int = 0
     _problems: int = 0
     _worst: Counter[Verdict] = field(default_factory=Counter)
@@ -75,7 +78,9 @@ class Session:
         on_listed: Callable[[EngineInfo, list[ContainerSpec]], None] | None = None,
     ) -> CheckReport:
         ticket = self._ticket()
-        report = diagnose(self.engine, expected=self.options.expected, cancel=cancel, on_listed=on_listed)
+        report = diagnose(
+            self.engine, expected=self.options.expected, cancel=cancel, on_listed=on_listed, memory=self.memory
+        )
         with self.lock:
             self.info = report.engine
             self.notes = report.notes
@@ -121,7 +126,7 @@ class Session:
                 if container_id in self.order:
                     self.order.remove(container_id)
             return None, ([Change(old.container.name, f"{old.container.name} removed")] if old else [])
-        [report] = diagnose_containers(info, [spec], self.options.expected)
+        [report] = diagnose_containers(info, [spec], self.options.expected, memory=self.memory)
         return report, self._store([report], ticket)
 
     def refresh_paths(self, paths: Iterable[str]) -> tuple[list[ContainerReport], list[Change]]:
@@ -138,7 +143,7 @@ class Session:
             specs = [self.specs[i] for i in ids if i in self.specs]
         if not specs:
             return [], []
-        reports = diagnose_containers(info, specs, self.options.expected)
+        reports = diagnose_containers(info, specs, self.options.expected, memory=self.memory)
         return reports, self._store(reports, ticket)
 
     def _store(self, reports: Sequence[ContainerReport], ticket: int) -> list[Change]:

@@ -29,6 +29,7 @@ from .model import (
     Verdict,
 )
 from .permissions import SEARCH, WRITE, can_access
+from .roles import ClueKind, DirClue
 
 # An empty root-owned directory whose mtime is this close to the container's start was made by Docker.
 SHADOW_WINDOW_SECONDS = 10.0
@@ -47,6 +48,7 @@ class PathObservation:
     listener: Listener | None = None
     via_symlink: str | None = None  # the source is a symlink Docker followed to this target; observed there
     bound: SocketState | None = None  # what the kernel's socket tables say is bound to the host file
+    expected_by: str = ""  # inside a socket-dir: why this name is looked for when it is not there now
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class MountObservation:
     creds_note: str = ""
     observer_root: bool = True  # socktui itself runs as root: its own EACCES then says something about the socket
     not_looked_at: int = 0  # sockets inside a socket-dir beyond the per-mount bound, counted but not judged
+    clues: tuple[DirClue, ...] = ()  # a socket-dir: why it should hold sockets (companions, memory, convention)
 
 
 @dataclass(frozen=True)
@@ -325,6 +328,8 @@ def _missing(target: PathObservation, obs: MountObservation, *, file_mount: bool
     path = target.host_path
     podman = obs.engine.product is Product.PODMAN
     if not file_mount:
+        if target.expected_by:
+            return Decision(Verdict.MISSING, f"{target.expected_by}; {NOTHING_BOUND}")
         return Decision(Verdict.MISSING, f"no socket at {path}: the server has not bound it, or removed it")
     if container.state == "created":
         if podman:
@@ -477,8 +482,15 @@ def _decide_dir(obs: MountObservation) -> Decision:
             f"{view.stat.ino}: the directory was re-created after the container started",
         )
     if not obs.entries:
-        return Decision(Verdict.MISSING, f"no sockets in {obs.mount.source}: no server has bound one there")
+        return _empty_dir(obs)
     decisions = [(entry, decide_path(entry, obs, file_mount=False)) for entry in obs.entries]
+    if all(e.host is not None and e.host.kind is Kind.MISSING for e in obs.entries) and not obs.not_looked_at:
+        # Only names the clues gave, none of them there: the directory has lost its sockets.
+        said = "; ".join(e.expected_by or f"{e.host_path.rsplit('/', 1)[-1]} is expected" for e in obs.entries[:3])
+        more = f" (and {len(obs.entries) - 3} more)" if len(obs.entries) > 3 else ""
+        return Decision(
+            Verdict.MISSING, f"no socket in {obs.mount.source}{_inside(obs)}: {said}{more}; {NOTHING_BOUND}"
+        )
     bad = [(e, d) for e, d in decisions if not d.verdict.healthy]
     if not bad and obs.not_looked_at:
         return Decision(
@@ -497,6 +509,24 @@ def _decide_dir(obs: MountObservation) -> Decision:
         worst.verdict,
         f"{len(bad)} of {len(obs.entries)} sockets inside are not live{unseen}; {name}: {worst.reason}",
     )
+
+
+NOTHING_BOUND = "nothing is bound there: the server is not running, or its socket was removed"
+
+
+def _inside(obs: MountObservation) -> str:
+    mount = obs.mount
+    return "" if mount.destination.rstrip("/") == mount.source.rstrip("/") else f" (at {mount.destination} inside)"
+
+
+def _empty_dir(obs: MountObservation) -> Decision:
+    """A socket-dir with no socket in it: say what made socktui expect one."""
+    source = obs.mount.source
+    clues = [c for c in obs.clues if c.kind is not ClueKind.SEEN]
+    if not clues:
+        return Decision(Verdict.MISSING, f"no sockets in {source}: no server has bound one there")
+    said = "; ".join(c.says for c in clues[:2])
+    return Decision(Verdict.MISSING, f"no socket in {source}{_inside(obs)}: {said}; {NOTHING_BOUND}")
 
 
 def decide_entry(entry: PathObservation, obs: MountObservation) -> Decision:
