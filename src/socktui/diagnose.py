@@ -94,6 +94,7 @@ def report_for(obs: MountObservation) -> MountReport:
             # too, so --mount changes nothing there.
             if not (f.id == "use-mount-flag" and obs.engine.product is Product.PODMAN)
         ),
+        mount_point=obs.mount_point,
     )
 
 

@@ -369,6 +369,11 @@ def container_from_inspect(raw: Mapping[str, Any]) -> ContainerSpec:
     binds = tuple(host_config.get("Binds") or ())
     labels = config.get("Labels") or {}
     pid = int(state.get("Pid") or 0)
+    graph = raw.get("GraphDriver")
+    graph = graph if isinstance(graph, Mapping) else {}
+    layers = graph.get("Data")
+    layers = layers if isinstance(layers, Mapping) else {}
+    exit_code = state.get("ExitCode")
     return ContainerSpec(
         id=str(raw.get("Id", "")),
         name=str(raw.get("Name") or "").lstrip("/"),
@@ -382,6 +387,11 @@ def container_from_inspect(raw: Mapping[str, Any]) -> ContainerSpec:
         user=str(config.get("User") or ""),
         group_add=tuple(str(g) for g in host_config.get("GroupAdd") or ()),
         inspected=True,
+        state_error=str(state.get("Error") or ""),
+        exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
+        storage_driver=str(graph.get("Name") or ""),
+        upper_dir=str(layers.get("UpperDir") or ""),
+        lower_dirs=tuple(d for d in str(layers.get("LowerDir") or "").split(":") if d),
     )
 
 

@@ -21,6 +21,7 @@ class Verdict(StrEnum):
     DETACHED = "detached"
     DENIED = "denied"
     NOT_SOCKET = "not-socket"
+    UNSTARTABLE = "unstartable"  # Docker cannot start the container: a directory mount point where a socket goes
     UNKNOWN = "unknown"
 
     @property
@@ -43,6 +44,7 @@ _SEVERITY = {
     Verdict.STALE: 4,
     Verdict.DETACHED: 4,
     Verdict.SHADOWED: 5,
+    Verdict.UNSTARTABLE: 5,
 }
 
 
@@ -144,6 +146,11 @@ class ContainerSpec:
     user: str = ""  # Config.User as given: "", "1000", "1000:1000", "app", "app:docker"
     group_add: tuple[str, ...] = ()
     inspected: bool = False
+    state_error: str = ""  # State.Error: why the last start failed, in the engine's own words
+    exit_code: int | None = None  # State.ExitCode
+    storage_driver: str = ""  # GraphDriver.Name: overlay2 (Docker), overlay (Podman), ...
+    upper_dir: str = ""  # GraphDriver.Data.UpperDir: the container's own writable layer
+    lower_dirs: tuple[str, ...] = ()  # GraphDriver.Data.LowerDir, topmost first: the init and image layers
 
     @property
     def running(self) -> bool:
@@ -269,6 +276,21 @@ class ContainerView:
 
 
 @dataclass(frozen=True)
+class MountPoint:
+    """What a stopped container's own writable layer holds at a mount's destination (overlay's upper layer).
+
+    A *directory* there, where a socket is mounted, makes ``docker start`` fail. ``path`` is the destination resolved
+    through the layers as runc resolves it (``/var/run`` -> ``/run``); ``unavailable`` says why it was not looked at.
+    """
+
+    path: str
+    kind: Kind | None = None  # None: no layer has anything there (the start creates the mount point)
+    empty: bool | None = None
+    from_image: bool = False  # an image layer has that path too: the container's own layer did not make it
+    unavailable: str | None = None
+
+
+@dataclass(frozen=True)
 class FixOffer:
     id: str
     title: str
@@ -305,6 +327,7 @@ class MountReport:
     shadow_created_by_docker_at: float | None = None
     sockets: tuple[SocketReport, ...] = ()
     fixes: tuple[FixOffer, ...] = ()
+    mount_point: MountPoint | None = None  # a stopped container's own layer at the destination
 
     @property
     def relevant(self) -> bool:

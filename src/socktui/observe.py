@@ -13,11 +13,23 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from .fsview import ContainerRoot, DirNames, host_dir_names, host_lstat, resolve_source
+from .fsview import ContainerRoot, DirNames, host_dir_names, host_lstat, kind_of_mode, resolve_source
 from .linux import errno_name
-from .model import ContainerSpec, ContainerView, Creds, EngineInfo, Kind, MountSpec, PathStat, ProbeResult, Role
+from .model import (
+    ContainerSpec,
+    ContainerView,
+    Creds,
+    EngineInfo,
+    Kind,
+    MountPoint,
+    MountSpec,
+    PathStat,
+    ProbeResult,
+    Role,
+)
 from .permissions import resolve_creds
 from .probe import probe_fd, probe_host_path
+from .remount import OVERLAY_DRIVERS, RepairRefused, layer_mount_point
 from .roles import ClueKind, DirClue, dir_clues, expected_in, role_of
 from .verdict import MountObservation, PathObservation
 
@@ -193,6 +205,23 @@ def observe_path(
     )
 
 
+def look_at_mount_point(container: ContainerSpec, destination: str) -> MountPoint | None:
+    """What a stopped container's own layer has at a file mount's destination: a directory there blocks its start."""
+    if container.running or not container.inspected or not container.upper_dir:
+        return None
+    if container.storage_driver not in OVERLAY_DRIVERS:
+        driver = container.storage_driver or "unknown"
+        return MountPoint(
+            destination, unavailable=f"its storage driver is {driver}; only overlay layers are looked into"
+        )
+    try:
+        entry = layer_mount_point(container.upper_dir, container.lower_dirs, destination)
+    except RepairRefused as exc:
+        return MountPoint(destination, unavailable=str(exc))
+    kind = kind_of_mode(entry.mode) if entry.layer is not None else None
+    return MountPoint(entry.path, kind, entry.empty, entry.in_lower)
+
+
 def observe_mount(
     engine: EngineInfo,
     look: ContainerLook,
@@ -244,6 +273,10 @@ def observe_mount(
                     expected_by=why[name],
                 )
             )
+    mount_point = None
+    host = target.host
+    if role is Role.SOCKET and host is not None and host.kind not in (Kind.DIRECTORY, Kind.MISSING, Kind.ERROR):
+        mount_point = look_at_mount_point(container, mount.destination)
     return MountObservation(
         engine=engine,
         container=container,
@@ -256,6 +289,7 @@ def observe_mount(
         observer_root=os.geteuid() == 0,
         not_looked_at=not_looked_at,
         clues=clues,
+        mount_point=mount_point,
     )
 
 

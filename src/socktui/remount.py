@@ -31,14 +31,18 @@ from dataclasses import dataclass
 
 from . import linux
 from .fsview import ContainerRoot, kind_of_mode
+from .hostpath import UntrustedSymlink, resolve
 
 HELPER_MODULE = "socktui._nsexec"
+DISABLE_ENV = "SOCKTUI_NO_LIVE_REPAIR"
 HELPER_TIMEOUT_SECONDS = 20.0
 # Intermediate symlinks followed while resolving a destination through the layers (the kernel's own limit).
 SYMLINK_LIMIT = 40
 # A regular file mount point, as runc creates it for a file bind mount.
 MOUNT_POINT_MODE = 0o755
 OVERLAY_OPAQUE = "trusted.overlay.opaque"
+# Storage drivers whose GraphDriver.Data.UpperDir is an overlayfs upper layer: Docker's, and Podman's.
+OVERLAY_DRIVERS = ("overlay2", "overlay")
 
 
 class RepairRefused(Exception):
@@ -62,7 +66,12 @@ class Repaired:
 
 
 def kernel_support() -> str | None:
-    """None when mounts can be cloned and moved here; otherwise the sentence that says why not."""
+    """None when mounts can be cloned and moved here; otherwise the sentence that says why not.
+
+    ``SOCKTUI_NO_LIVE_REPAIR=1`` answers as a kernel without the calls would (the fallbacks are tested that way).
+    """
+    if os.environ.get(DISABLE_ENV):
+        return f"live repair is turned off ({DISABLE_ENV}=1)"
     try:
         fd = linux.open_tree(linux.AT_FDCWD, "/", linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC)
     except OSError as exc:
@@ -101,7 +110,10 @@ def open_socket(path: str, expect: tuple[int, int] | None = None, *, directory: 
     """An ``O_PATH`` descriptor of the host socket (or, with ``directory``, the directory) at ``path``, never
     through a final symlink."""
     try:
-        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with resolve(path) as hp:  # no symlink on the way that anyone but root controls
+            fd = os.open(hp.name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=hp.parent_fd)
+    except UntrustedSymlink as exc:
+        raise RepairRefused(f"{path} is reached through a symlink socktui will not follow: {exc.strerror}") from exc
     except OSError as exc:
         raise RepairRefused(f"cannot open {path}: {linux.errno_name(exc.errno)}") from exc
     st = os.fstat(fd)

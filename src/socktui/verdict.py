@@ -20,6 +20,7 @@ from .model import (
     Kind,
     Listener,
     Liveness,
+    MountPoint,
     MountSpec,
     PathStat,
     ProbeResult,
@@ -64,6 +65,7 @@ class MountObservation:
     observer_root: bool = True  # socktui itself runs as root: its own EACCES then says something about the socket
     not_looked_at: int = 0  # sockets inside a socket-dir beyond the per-mount bound, counted but not judged
     clues: tuple[DirClue, ...] = ()  # a socket-dir: why it should hold sockets (companions, memory, convention)
+    mount_point: MountPoint | None = None  # a stopped container's own layer at the destination (file mounts only)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,9 @@ def decide(obs: MountObservation) -> Decision | None:
         )
     if obs.role is Role.SOCKET_DIR:
         return _decide_dir(obs)
+    blocked = _unstartable(obs)
+    if blocked is not None:
+        return blocked
     decision = decide_path(obs.target, obs, file_mount=True)
     if obs.target.via_symlink is not None:
         return Decision(
@@ -111,6 +116,51 @@ def decide(obs: MountObservation) -> Decision | None:
             decision.shadow_created_at,
         )
     return decision
+
+
+# What runc says when a file is mounted onto a directory (or the reverse); Docker records it in State.Error.
+DOCKER_MOUNT_REFUSAL = "Are you trying to mount a directory onto a file (or vice-versa)?"
+
+
+def docker_mount_refusal(error: str, destination: str) -> str | None:
+    """Docker's own sentence from ``State.Error`` when the last start failed on this mount, else None."""
+    if "directory onto a file" not in error:
+        return None
+    if "rootfs at" in error and f'rootfs at "{destination}"' not in error:
+        return None  # it names another mount of the same container
+    start = error.find("error mounting")
+    return error[start:] if start >= 0 else error
+
+
+def _unstartable(obs: MountObservation) -> Decision | None:
+    """A stopped container whose own layer has a directory where a socket is mounted cannot be started again."""
+    container, mount = obs.container, obs.mount
+    host = obs.target.host
+    if container.running or host is None or host.kind in (Kind.DIRECTORY, Kind.MISSING, Kind.ERROR):
+        return None
+    said = docker_mount_refusal(container.state_error, mount.destination)
+    exit_code = f" (exit code {container.exit_code})" if container.exit_code else ""
+    point = obs.mount_point
+    if point is not None and point.unavailable is None:
+        if point.kind is not Kind.DIRECTORY:
+            return None  # the layer is right (a file, or nothing yet): an older State.Error is history
+        where = mount.destination if point.path == mount.destination else f"{mount.destination} ({point.path})"
+        origin = (
+            "it comes from the image, so rebuild the image without it or mount the socket elsewhere"
+            if point.from_image
+            else "made when a shadow directory was mounted there"
+        )
+        head = (
+            f"Docker cannot start {container.name}: its own layer has a directory at {where} ({origin}), and "
+            f"{host.kind.words} cannot be mounted onto a directory"
+        )
+        if said:
+            return Decision(Verdict.UNSTARTABLE, f"{head}; the last start failed{exit_code}: {said}")
+        return Decision(Verdict.UNSTARTABLE, f'{head}; `docker start` will fail: "{DOCKER_MOUNT_REFUSAL}"')
+    if said is None:
+        return None
+    why = f"; the mount point in its layer was not looked at: {point.unavailable}" if point is not None else ""
+    return Decision(Verdict.UNSTARTABLE, f"the last start of {container.name} failed{exit_code}: {said}{why}")
 
 
 def decide_path(target: PathObservation, obs: MountObservation, *, file_mount: bool) -> Decision:

@@ -7,17 +7,21 @@ unchanged; "not recreated" is the same container ID with a file it wrote before 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from harness import ContainerFactory, Engine, SocketServer, SocketServers, build_static
+from harness import ContainerFactory, Engine, SocketServer, SocketServers, build_static, wait_for
 from socktui import remount
 
 pytestmark = pytest.mark.engine
@@ -385,3 +389,264 @@ def test_repair_upper_dir_follows_image_symlinks_like_runc(
     finally:
         containers.cleanup()
         engine.client.remove_image(tag, force=True)
+
+
+# --------------------------------------------------------------------------- the fixes, through `socktui fix`
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    """XDG_STATE_HOME for the socktui subprocesses: the audit log goes here, never to the real home."""
+    path = tmp_path / "state"
+    path.mkdir()
+    return path
+
+
+def socktui_env(state: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SOCKTUI_DEBUG", remount.DISABLE_ENV)}
+    return {**env, "XDG_STATE_HOME": str(state), **extra}
+
+
+def socktui(engine: Engine, state: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    command, rest = argv[0], argv[1:]
+    return subprocess.run(
+        [sys.executable, "-m", "socktui.cli", command, "-H", engine.host, *rest],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        stdin=subprocess.DEVNULL,
+        env=socktui_env(state, **env),
+    )
+
+
+def name_of(engine: Engine, cid: str) -> str:
+    return str(engine.client.inspect_container(cid)["Name"]).lstrip("/")
+
+
+def checked(engine: Engine, state: Path, cid: str, destination: str = DEST) -> dict[str, Any]:
+    done = socktui(engine, state, "check", "--json", name_of(engine, cid))
+    [container] = json.loads(done.stdout)["containers"]
+    [mount] = [m for m in container["mounts"] if m["destination"] == destination]
+    mount["exit"] = done.returncode
+    return dict(mount)
+
+
+def audit(state: Path) -> list[dict[str, Any]]:
+    log = state / "socktui" / "actions.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_reattach_socket_story(
+    engine: Engine, containers: ContainerFactory, sockserver: SocketServers, uclient: Path, d: Path, state: Path
+) -> None:
+    """detached -> reattach-socket -> live, the same StartedAt, and a later docker restart is still live."""
+    sock = d / "app.sock"
+    first = sockserver.start(sock)
+    cid = run_with_socket(containers, uclient, sock)
+    restart_server(sockserver, first)
+    before = checked(engine, state, cid)
+    assert (before["verdict"], before["exit"]) == ("detached", 1)
+    assert [f["id"] for f in before["fixes"]][0] == "reattach-socket"
+    started = inspect_state(engine, cid)["StartedAt"]
+
+    done = socktui(engine, state, "fix", name_of(engine, cid), DEST, "reattach-socket", "--yes")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "live: no container is stopped" in done.stdout and "keeps running" in done.stdout
+    assert "a listener is bound to it" in done.stdout
+    assert connects(engine, cid) == "connected"
+    assert inspect_state(engine, cid)["StartedAt"] == started
+    after = checked(engine, state, cid)
+    assert (after["verdict"], after["exit"]) == ("live", 0)
+    [entry] = audit(state)
+    assert (entry["result"], [s["op"] for s in entry["steps"]]) == ("applied", ["reattach-socket"])
+    engine.client.restart(cid, timeout=1)
+    assert connects(engine, cid) == "connected"
+    assert checked(engine, state, cid)["verdict"] == "live"
+
+
+def test_one_command_reattaches_every_container_holding_the_old_docker_sock(
+    engine: Engine, containers: ContainerFactory, sockserver: SocketServers, uclient: Path, d: Path, state: Path
+) -> None:
+    """The docker.sock case: a daemon restart detaches portainer, traefik and watchtower at once."""
+    sock = d / "docker.sock"
+    first = sockserver.start(sock)
+    ids = [
+        containers.run(
+            name=unique_name(),
+            command=TRAP,
+            binds=[f"{sock}:/var/run/docker.sock", f"{uclient}:/uclient:ro"],
+        )
+        for _ in range(3)
+    ]
+    restart_server(sockserver, first)
+    started = [inspect_state(engine, cid)["StartedAt"] for cid in ids]
+    assert all(connects(engine, cid, "/var/run/docker.sock").startswith("error ECONNREFUSED") for cid in ids)
+
+    done = socktui(engine, state, "fix", name_of(engine, ids[0]), "/var/run/docker.sock", "reattach-socket", "--yes")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [connects(engine, cid, "/var/run/docker.sock") for cid in ids] == ["connected"] * 3
+    assert [inspect_state(engine, cid)["StartedAt"] for cid in ids] == started
+    [entry] = audit(state)
+    assert sorted(s["target"] for s in entry["steps"]) == sorted(name_of(engine, cid) for cid in ids)
+    assert {s["op"] for s in entry["steps"]} == {"reattach-socket"}
+
+
+def test_reattach_socket_without_live_repair_restarts_and_says_why(
+    engine: Engine, containers: ContainerFactory, sockserver: SocketServers, uclient: Path, d: Path, state: Path
+) -> None:
+    sock = d / "app.sock"
+    first = sockserver.start(sock)
+    cid = run_with_socket(containers, uclient, sock)
+    restart_server(sockserver, first)
+    started = inspect_state(engine, cid)["StartedAt"]
+    done = socktui(
+        engine, state, "fix", name_of(engine, cid), DEST, "reattach-socket", "--yes", **{remount.DISABLE_ENV: "1"}
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "not possible live here" in done.stdout and "restarting instead" in done.stdout
+    assert inspect_state(engine, cid)["StartedAt"] != started
+    assert connects(engine, cid) == "connected"
+
+
+def test_remove_shadow_dir_story_with_the_container_running(
+    engine: Engine, containers: ContainerFactory, sockserver: SocketServers, uclient: Path, d: Path, state: Path
+) -> None:
+    """shadowed -> remove-shadow-dir -> the server binds -> live inside, never stopped, its files kept; a later
+    docker restart works too (its mount point is a file now)."""
+    sock = d / "app.sock"
+    cid, _ = shadowed(containers, uclient, sock)
+    name = name_of(engine, cid)
+    started = inspect_state(engine, cid)["StartedAt"]
+    assert checked(engine, state, cid)["verdict"] == "shadowed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "socktui.cli", "fix", "-H", engine.host, name, DEST, "remove-shadow-dir", "--yes"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=socktui_env(state),
+    )
+    try:
+        wait_for(lambda: not os.path.lexists(sock), timeout=30, message="socktui to remove the directory")
+        assert inspect_state(engine, cid)["Status"] == "running"  # nobody was stopped to free the path
+        server = sockserver.start(sock)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out + err
+    assert "keeps running" in out
+    assert connects(engine, cid) == "connected"
+    assert inspect_state(engine, cid)["StartedAt"] == started
+    assert inside(engine, cid, "cat", "/kept") == "kept"
+    assert container_view(engine, cid) == server.ident
+    [entry] = audit(state)
+    assert [s["op"] for s in entry["steps"]] == ["rmdir", "wait-for-listener", "replace-mount-point"]
+    engine.client.restart(cid, timeout=1)
+    assert inspect_state(engine, cid)["Status"] == "running"
+    assert connects(engine, cid) == "connected"
+    assert checked(engine, state, cid)["verdict"] == "live"
+
+
+def test_unstartable_is_seen_before_and_after_a_start_and_repair_mount_point_fixes_it(
+    engine: Engine, containers: ContainerFactory, sockserver: SocketServers, uclient: Path, d: Path, state: Path
+) -> None:
+    sock = d / "app.sock"
+    cid, _ = shadowed(containers, uclient, sock)
+    engine.client.stop(cid, timeout=1)
+    sock.rmdir()
+    sockserver.start(sock)
+    before_start = checked(engine, state, cid)  # no start tried yet: seen in its layer
+    assert (before_start["verdict"], before_start["exit"]) == ("unstartable", 1)
+    assert "Are you trying to mount a directory onto a file" in before_start["reason"]
+    with pytest.raises(Exception, match="directory onto a file"):
+        engine.client.start(cid)
+    after_start = checked(engine, state, cid)
+    assert after_start["verdict"] == "unstartable"
+    assert "exit code 127" in after_start["reason"] and 'rootfs at "/run/app.sock"' in after_start["reason"]
+    assert [f["id"] for f in after_start["fixes"]] == ["repair-mount-point"]
+
+    done = socktui(engine, state, "fix", name_of(engine, cid), DEST, "repair-mount-point", "--yes")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "docker rm" not in done.stdout
+    engine.client.start(cid)
+    assert engine.client.inspect_container(cid)["Id"] == cid
+    assert connects(engine, cid) == "connected"
+    assert inside(engine, cid, "cat", "/kept") == "kept"
+    assert checked(engine, state, cid)["verdict"] == "live"
+
+
+def test_repair_mount_point_refuses_a_running_container(
+    engine: Engine, containers: ContainerFactory, sockserver: SocketServers, uclient: Path, d: Path, state: Path
+) -> None:
+    sock = d / "app.sock"
+    sockserver.start(sock)
+    cid = run_with_socket(containers, uclient, sock)
+    done = socktui(engine, state, "fix", name_of(engine, cid), DEST, "repair-mount-point", "--yes")
+    assert done.returncode == 1
+    assert "refused" in done.stderr and "does not apply" in done.stderr
+    [entry] = audit(state)
+    assert entry["result"] == "refused"
+
+
+def test_repair_mount_point_refuses_a_non_empty_mount_point_through_the_cli(
+    engine: Engine, containers: ContainerFactory, sockserver: SocketServers, uclient: Path, d: Path, state: Path
+) -> None:
+    sock = d / "app.sock"
+    cid = unstartable(engine, containers, sockserver, uclient, sock)
+    upper, _ = layers(engine, cid)
+    (Path(upper + DEST) / "note").write_text("someone's file")
+    done = socktui(engine, state, "fix", name_of(engine, cid), DEST, "repair-mount-point", "--yes")
+    assert done.returncode == 1
+    assert "not empty" in done.stdout + done.stderr
+    assert (Path(upper + DEST) / "note").read_text() == "someone's file"
+    with pytest.raises(Exception, match="directory onto a file"):
+        engine.client.start(cid)
+
+
+def test_read_only_and_dry_run_change_nothing(
+    engine: Engine, containers: ContainerFactory, sockserver: SocketServers, uclient: Path, d: Path, state: Path
+) -> None:
+    sock = d / "app.sock"
+    first = sockserver.start(sock)
+    cid = run_with_socket(containers, uclient, sock)
+    restart_server(sockserver, first)
+    before = mountinfo(engine, cid)
+    name = name_of(engine, cid)
+    read_only = subprocess.run(
+        [sys.executable, "-m", "socktui.cli", "--read-only", "fix", "-H", engine.host, name, DEST, "reattach-socket"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env=socktui_env(state),
+    )
+    assert read_only.returncode == 1 and "read-only" in read_only.stderr
+    dry = socktui(engine, state, "fix", name, DEST, "reattach-socket", "--dry-run")
+    assert dry.returncode == 0 and "dry run" in dry.stdout and "reattach-socket" in dry.stdout
+    assert mountinfo(engine, cid) == before
+    assert connects(engine, cid).startswith("error ECONNREFUSED")
+    assert [e["result"] for e in audit(state)] == ["refused"]
+
+
+def test_reattach_socket_refuses_a_planted_symlink_before_changing_anything(
+    engine: Engine, containers: ContainerFactory, sockserver: SocketServers, uclient: Path, d: Path, state: Path
+) -> None:
+    sock = d / "app.sock"
+    first = sockserver.start(sock)
+    cid = containers.run(
+        name=unique_name(), command=TRAP, binds=[f"{sock}:{MOVABLE}", f"{uclient}:/uclient:ro"], tmpfs={"/run": ""}
+    )
+    restart_server(sockserver, first)
+    inside(engine, cid, "sh", "-c", PLANT.format(target="/run/moved/app.sock"))
+    before = mountinfo(engine, cid)
+    done = socktui(engine, state, "fix", name_of(engine, cid), MOVABLE, "reattach-socket", "--yes")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "symlink" in done.stdout + done.stderr
+    assert mountinfo(engine, cid) == before
+    [entry] = audit(state)
+    assert entry["result"] == "refused"

@@ -654,8 +654,13 @@ def test_fix_offers_follow_the_verdict() -> None:
     ]
     assert "use-mount-flag" not in _ids(fixes.offers(Verdict.SHADOWED, flag_mount, Role.SOCKET))
     assert _ids(fixes.offers(Verdict.STALE, v_mount, Role.SOCKET)) == ["remove-stale-socket", "start-server-first"]
-    assert _ids(fixes.offers(Verdict.DETACHED, v_mount, Role.SOCKET)) == ["restart-container", "mount-parent-dir"]
-    assert _ids(fixes.offers(Verdict.DETACHED, v_mount, Role.SOCKET_DIR)) == ["restart-container"]
+    assert _ids(fixes.offers(Verdict.DETACHED, v_mount, Role.SOCKET)) == [
+        "reattach-socket",
+        "restart-container",
+        "mount-parent-dir",
+    ]
+    assert _ids(fixes.offers(Verdict.DETACHED, v_mount, Role.SOCKET_DIR)) == ["reattach-socket", "restart-container"]
+    assert _ids(fixes.offers(Verdict.UNSTARTABLE, v_mount, Role.SOCKET)) == ["repair-mount-point"]
     assert _ids(fixes.offers(Verdict.DENIED, v_mount, Role.SOCKET)) == ["group-add"]
     for healthy in (Verdict.LIVE, Verdict.OK, Verdict.UNKNOWN, None):
         assert fixes.offers(healthy, v_mount, Role.SOCKET) == ()

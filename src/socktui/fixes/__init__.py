@@ -44,6 +44,8 @@ from .base import (
     socket_accepts,
     yaml_scalar,
 )
+from .mountpoint import RepairMountPoint
+from .reattach import ReattachSocket
 from .restart import RestartContainer
 from .shadow import RemoveShadowDir
 from .stale import RemoveStaleSocket
@@ -79,7 +81,9 @@ __all__ = [
 FIXES: tuple[Fix, ...] = (
     RemoveShadowDir(),
     RemoveStaleSocket(),
+    ReattachSocket(),
     RestartContainer(),
+    RepairMountPoint(),
     MountParentDir(),
     StartServerFirst(),
     UseMountFlag(),
@@ -91,6 +95,8 @@ CATALOGUE: dict[str, FixOffer] = {f.id: f.offer for f in FIXES}
 REMOVE_SHADOW_DIR = CATALOGUE["remove-shadow-dir"]
 REMOVE_STALE_SOCKET = CATALOGUE["remove-stale-socket"]
 RESTART_CONTAINER = CATALOGUE["restart-container"]
+REATTACH_SOCKET = CATALOGUE["reattach-socket"]
+REPAIR_MOUNT_POINT = CATALOGUE["repair-mount-point"]
 MOUNT_PARENT_DIR = CATALOGUE["mount-parent-dir"]
 USE_MOUNT_FLAG = CATALOGUE["use-mount-flag"]
 GROUP_ADD = CATALOGUE["group-add"]
@@ -151,6 +157,8 @@ def render_plan(plan: Plan) -> str:
     if plan.refusal:
         lines.append(f"  cannot plan: {printable(plan.refusal)}")
         return "\n".join(lines)
+    if plan.note:
+        lines.append(f"  {plan.note}")
     if plan.steps:
         lines.append("  steps:")
         lines += [f"    {i}. {printable(s.describe)}" for i, s in enumerate(plan.steps, 1)]

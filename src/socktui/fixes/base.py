@@ -38,6 +38,25 @@ class StepKind(StrEnum):
     WAIT_FOR_SOCKET = "wait-for-socket"
     START_CONTAINER = "start-container"
     RESTART_CONTAINER = "restart-container"
+    # Live repair (``fixes/live.py``): no container is stopped for these.
+    REATTACH_SOCKET = "reattach-socket"  # move the host's socket over a stale mount in a running container
+    REPLACE_MOUNT_POINT = "replace-mount-point"  # a running container's shadow directory becomes the socket
+    REPAIR_MOUNT_POINT = "repair-mount-point"  # a stopped container's layer: empty directory -> empty file
+    WAIT_FOR_LISTENER = "wait-for-listener"  # the kernel's socket table shows a listener (no connect)
+
+
+# Steps that stop a container, however briefly.
+STOPPING = frozenset({StepKind.STOP_CONTAINER, StepKind.RESTART_CONTAINER})
+
+
+@dataclass(frozen=True)
+class Inside:
+    """Where a step acts in a container: the mount's destination, its process or its writable layer."""
+
+    destination: str
+    pid: int | None = None  # running: the process whose mount namespace is entered
+    layers: tuple[str, ...] = ()  # stopped: its overlay layers, the upper (its own) first
+    source: PathStat | None = None  # the host object to mount there, as diagnosed (None: whatever binds later)
 
 
 class Status(StrEnum):
@@ -58,6 +77,7 @@ class Step:
     describe: str
     container_id: str | None = None
     expect: PathStat | None = None
+    inside: Inside | None = None
 
 
 @dataclass(frozen=True)
@@ -89,10 +109,16 @@ class Plan:
     refusal: str | None = None  # set when the fix cannot be planned safely at all
     holders: tuple[Holder, ...] = ()  # who has the target mounted: checked before acting
     writers: tuple[Writer, ...] = ()  # every read-write mount of every container: who could change the path
+    note: str = ""  # how it will be done and why (live, or a fallback that stops containers)
 
     @property
     def changes(self) -> bool:
         return bool(self.steps)
+
+    @property
+    def keeps_running(self) -> bool:
+        """No step stops or restarts a container."""
+        return not any(s.op in STOPPING for s in self.steps)
 
 
 @dataclass(frozen=True)
