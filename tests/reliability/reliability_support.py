@@ -37,7 +37,18 @@ import socktui
 # Stops at once on SIGTERM (``sleep`` as PID 1 ignores it, and docker stop would wait its whole timeout).
 TRAP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 NOBODY = 65534
-VERDICTS = {"live", "ok", "stale", "missing", "shadowed", "detached", "denied", "not-socket", "unknown"}
+VERDICTS = {
+    "live",
+    "ok",
+    "stale",
+    "missing",
+    "shadowed",
+    "detached",
+    "denied",
+    "not-socket",
+    "unstartable",
+    "unknown",
+}
 ROLES = {"socket", "socket-dir", "other"}
 
 

@@ -195,14 +195,16 @@ async def test_shadowed_socket_fixed_from_the_app_becomes_live(
 
 
 @pytest.mark.engine
-async def test_shadow_fix_says_so_when_docker_cannot_start_the_container_again(
+async def test_shadow_fix_repairs_the_running_container_in_place(
     engine: Engine, containers: ContainerFactory, sockserver: SocketServers, d: Path
 ) -> None:
-    # Without a tmpfs, the first start made /run/app.sock a directory in the container's own writable layer, and
-    # Docker refuses to mount a socket onto it: the app must say the container has to be recreated.
+    # No tmpfs: the first start made /run/app.sock a directory in the container's own writable layer, so stopping
+    # and starting it would fail. The fix list marks remove-shadow-dir LIVE: the container keeps running while the
+    # host directory goes, and gets the socket mounted where its directory was.
     sock = d / "app.sock"
     name = unique_name()
     cid = containers.run(binds=[f"{sock}:/run/app.sock"], command=TRAP, name=name)
+    started = engine.client.inspect_container(cid)["State"]["StartedAt"]
 
     app = SocktuiApp(make_session(Options(host=engine.host)), wait_seconds=20)
     async with app.run_test(size=SIZE) as pilot:
@@ -210,22 +212,33 @@ async def test_shadow_fix_says_so_when_docker_cannot_start_the_container_again(
         await select(pilot, app, cid)
         await pilot.press("f")
         screen = await until(pilot, lambda: isinstance(app.screen, FixScreen) and app.screen, "the fix screen")
+        options = screen.query_one("#fix-options", OptionList)
+        first = str(options.get_option_at_index(0).prompt)
+        assert first.startswith("remove-shadow-dir") and " LIVE " in first, first
+        assert "keep running" in plain(screen.query_one("#fix-hint", Static))
         await pilot.press("enter")
         await until(pilot, lambda: screen.stage == "preview", "the plan preview")
+        assert "keeps running" in plain(screen.query_one("#fix-plan", Static))
         await pilot.press("y")
         await until(pilot, lambda: not sock.exists(), "the fix to remove the shadow directory")
-        sockserver.start(sock)
+        assert engine.client.inspect_container(cid)["State"]["Running"], "nobody is stopped"
+        server = sockserver.start(sock)
         await until(pilot, lambda: screen.stage == "done", "the fix to finish", timeout=30)
-        assert screen.result is not None and screen.result.status == "failed", screen.result
-        assert "failed" in plain(screen.query_one("#fix-hint", Static))
+        assert screen.result is not None and screen.result.status == "applied", screen.result
         progress = " ".join(plain(screen.query_one("#fix-progress", Static)).split())
-        assert "[STOP]" in progress and "recreate the container" in progress and f"docker rm {name}" in progress
+        assert "kept running" in progress and "[STOP]" not in progress
 
         await pilot.press("escape")
-        await until(pilot, lambda: "fix remove-shadow-dir failed" in log_text(app), "the failure in the log")
-        assert "recreate the container" in log_text(app)
-        assert sock.is_socket(), "the host side is fixed all the same"
-        assert not engine.client.inspect_container(cid)["State"]["Running"]
+        await until(pilot, lambda: "fix remove-shadow-dir applied" in log_text(app), "the result in the log")
+        await until(
+            pilot,
+            lambda: mount_verdict(app, cid, "/run/app.sock") is Verdict.LIVE,
+            "the app's report to say live",
+            timeout=15,
+        )
+        mount = snapshot_mount(app, cid, "/run/app.sock")
+        assert mount is not None and mount.listener is not None and mount.listener.pid == server.pid
+        assert engine.client.inspect_container(cid)["State"]["StartedAt"] == started
 
 
 # --------------------------------------------------------------------------- b. test connect on a stale socket

@@ -228,8 +228,22 @@ def build_report() -> CheckReport:
         ),
     )
     cron = _report(_container("cron", 10), _mount("/srv/cron", "/etc/cron.d", None, "", role=Role.OTHER))
+    legacy = _report(
+        _container("legacy", 11, state="exited"),
+        _mount(
+            "/srv/run/legacy.sock",
+            "/run/legacy.sock",
+            Verdict.UNSTARTABLE,
+            "Docker cannot start legacy: its own layer has a directory at /run/legacy.sock (made when a shadow "
+            "directory was mounted there), and a socket cannot be mounted onto a directory; the last start failed "
+            '(exit code 127): error mounting "/srv/run/legacy.sock" to rootfs at "/run/legacy.sock": ... Are you '
+            "trying to mount a directory onto a file (or vice-versa)?",
+            host=_sock("/srv/run/legacy.sock", 4701),
+            host_probe=_ok_probe(),
+        ),
+    )
     engine = EngineInfo(endpoint=ENDPOINT, local=True, version="27.5.1", api_version="1.47")
-    containers = (web, consumer, exporter, batch, notes, reporter, probe, api, worker, cron)
+    containers = (web, consumer, exporter, batch, notes, reporter, probe, api, worker, cron, legacy)
     return CheckReport(engine=engine, containers=containers, checked_at=FROZEN)
 
 
@@ -307,7 +321,7 @@ async def _until(pilot: Pilot[Any], predicate: Callable[[], object], what: str, 
 async def loaded(pilot: Pilot[Any]) -> None:
     app = pilot.app
     assert isinstance(app, SocktuiApp)
-    await _until(pilot, lambda: app.report is not None and app.query_one(ContainerList).row_count == 10, "the rows")
+    await _until(pilot, lambda: app.report is not None and app.query_one(ContainerList).row_count == 11, "the rows")
     await _until(pilot, lambda: app.selected_id is not None, "a selection")
     await pilot.pause()
 

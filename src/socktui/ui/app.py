@@ -620,7 +620,10 @@ class SocktuiApp(App[int]):
             return
         self.write_audit(result)
         self.log_line(f"fix {result.plan.fix.id} {result.status}: {result.message}")
-        self.recheck_container(result.plan.container.id)
+        # One fix can act on several containers (every holder of a socket): look at each of them again.
+        touched = {result.plan.container.id, *(s.container_id for s in result.plan.steps if s.container_id)}
+        for container_id in sorted(touched):
+            self.recheck_container(container_id)
 
     @work(thread=True, group="audit", exit_on_error=False)
     def write_audit(self, result: FixResult) -> None:

@@ -31,6 +31,7 @@ VERDICT_HELP = (
     (Verdict.MISSING, "nothing at the host path"),
     (Verdict.DENIED, "the container's user may not connect (write on the socket, search on directories)"),
     (Verdict.NOT_SOCKET, "a file, FIFO, device or symlink where a socket is expected"),
+    (Verdict.UNSTARTABLE, "docker start fails: its own layer has a directory where the socket goes"),
     (Verdict.UNKNOWN, "cannot be checked from here; the reason says what would allow it"),
 )
 
@@ -53,11 +54,21 @@ class HelpScreen(ModalScreen[None]):
                 text.append(f"{c.help}\n")
         text.append("\nVerdicts\n", style="bold")
         for verdict, meaning in VERDICT_HELP:
-            text.append(f"  {verdict.value:<11}", style="bold")
+            text.append(f"  {verdict.value:<12}", style="bold")
             text.append(f"{meaning}\n")
         with VerticalScroll(id="help-body", classes="dialog"):
             yield Static(text)
             yield Static(Text("Esc closes"), classes="hint")
+
+
+FIX_LEGEND = "LIVE changes things, the containers keep running · STOPS stops or restarts them · advice: a snippet"
+
+
+def _effect(plan: Plan) -> str:
+    """What choosing the fix does to the containers, in one word for the list."""
+    if not plan.changes:
+        return "advice"
+    return "LIVE" if plan.keeps_running else "STOPS"
 
 
 class FixScreen(ModalScreen[FixResult | None]):
@@ -93,14 +104,9 @@ class FixScreen(ModalScreen[FixResult | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="fix-body", classes="dialog"):
             yield Static(Text(CHOOSE_TITLE), id="fix-title")
-            yield Static("", id="fix-hint")
+            yield Static(Text(FIX_LEGEND), id="fix-hint")
             yield OptionList(
-                *[
-                    Option(
-                        outside(f"{p.fix.id:<20} {'CHANGES' if p.changes else 'advice '}  {p.fix.title}"), id=p.fix.id
-                    )
-                    for p in self.plans
-                ],
+                *[Option(outside(f"{p.fix.id:<20} {_effect(p):<7}  {p.fix.title}"), id=p.fix.id) for p in self.plans],
                 id="fix-options",
             )
             with VerticalScroll(id="fix-plan-scroll"):
@@ -176,7 +182,7 @@ class FixScreen(ModalScreen[FixResult | None]):
             self.query_one("#fix-options").display = True
             self.query_one("#fix-plan-scroll").display = False
             self.query_one("#fix-title", Static).update(Text(CHOOSE_TITLE))
-            self.query_one("#fix-hint", Static).update(Text(""))
+            self.query_one("#fix-hint", Static).update(Text(FIX_LEGEND))
             self.query_one("#fix-options").focus()
             return
         self.dismiss(self.result)

@@ -79,7 +79,7 @@ class ContainerList(DataTable[Text | str]):
         self._names: dict[str, str] = {}
         self.cursor_type = "row"
         self.cell_padding = 0
-        self.add_column("verdict", key="verdict", width=11)
+        self.add_column("verdict", key="verdict", width=12)
         self.add_column("container ", key="name")
         self.add_column(" state", key="state", width=8)
         self.add_column(" #", key="count", width=3)
@@ -89,13 +89,12 @@ class ContainerList(DataTable[Text | str]):
         name = outside(c.name)
         if c.compose:
             name.append_text(outside(f" {c.compose}", style="dim"))
-        name.append(" ")
         # Every cell is a Text: a str cell would be parsed as markup.
         state = outside(f" {c.state[:7]}")
         if report.note == CHECKING:
-            return (Text("checking…".ljust(11), style="dim"), name, state, Text(""))
+            return (Text("checking…".ljust(12), style="dim"), name, state, Text(""))
         count = len(report.socket_mounts)
-        return (verdict_text(self.app, report.worst, 11), name, state, Text(f" {count}" if count else ""))
+        return (verdict_text(self.app, report.worst, 12), name, state, Text(f" {count}" if count else ""))
 
     def show(self, reports: Iterable[ContainerReport], needle: str = "") -> None:
         """Make the rows match ``reports`` (filtered): a whole new picture, such as after a filter change."""
@@ -161,13 +160,13 @@ class MountTable(DataTable[Text | str]):
         self._shown: list[tuple[Text, Text]] = []
         self.cursor_type = "row"
         self.cell_padding = 0
-        self.add_column("verdict", key="verdict", width=11)
+        self.add_column("verdict", key="verdict", width=12)
         self.add_column("source → destination", key="paths")
 
     def show(self, mounts: Iterable[MountReport]) -> None:
         rows = []
         for m in mounts:
-            label = verdict_text(self.app, m.verdict, 11) if m.relevant else Text(m.role.value.ljust(11), style="dim")
+            label = verdict_text(self.app, m.verdict, 12) if m.relevant else Text(m.role.value.ljust(12), style="dim")
             rows.append((label, outside(m.mount.source) + Text(" → ") + outside(m.mount.destination)))
         if rows == self._shown:
             return  # nothing to redraw: a rebuild would cost a layout of the whole screen
