@@ -17,9 +17,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from textual.pilot import Pilot  # noqa: E402
+
 import harness  # noqa: E402
 from socktui.session import Options, make_session  # noqa: E402
 from socktui.ui.app import SocktuiApp  # noqa: E402
+from socktui.ui.screens import FixScreen  # noqa: E402
 from socktui.ui.widgets import ContainerList  # noqa: E402
 
 LOOP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
@@ -57,6 +60,11 @@ def build_scenario(engine: harness.Engine, base: Path, servers: harness.SocketSe
     # not-socket: a regular file where a socket is expected
     (base / "notes.sock").write_text("not a socket\n")
     run(name="notes", binds=[f"{base}/notes.sock:/run/notes.sock"], command=LOOP)
+    # unstartable: a shadow directory was mounted; now the server has bound, and Docker cannot start it again
+    legacy = run(name="legacy", binds=[f"{base}/legacy.sock:/run/legacy.sock"], command=LOOP)
+    engine.client.stop(legacy, timeout=0)
+    (base / "legacy.sock").rmdir()
+    servers.start(str(base / "legacy.sock"))
 
 
 async def shoot(host: str, out: Path) -> list[Path]:
@@ -81,7 +89,29 @@ async def shoot(host: str, out: Path) -> list[Path]:
         await pilot.press("escape", "escape", "question_mark")
         await pilot.pause(0.3)
         saved.append(Path(app.save_screenshot("help.svg", str(out))))
+        await pilot.press("escape")
+        saved.append(await shoot_live_repair(pilot, app, out))
     return saved
+
+
+async def shoot_live_repair(pilot: Pilot[SocktuiApp], app: SocktuiApp, out: Path) -> Path:
+    """The detached exporter re-attached while it runs: the fix list's LIVE mark, then the finished plan."""
+    table = app.query_one(ContainerList)
+    exporter = next(c.container.id for c in app.report.containers if c.container.name == "exporter")  # type: ignore[union-attr]
+    table.move_cursor(row=table.get_row_index(exporter))
+    await pilot.pause(0.2)
+    await pilot.press("f")
+    await pilot.pause(0.2)
+    await pilot.press("enter")
+    await pilot.pause(0.2)
+    await pilot.press("y")
+    screen = app.screen
+    for _ in range(200):
+        await pilot.pause(0.05)
+        if isinstance(screen, FixScreen) and screen.stage == "done":
+            break
+    await pilot.pause(0.3)
+    return Path(app.save_screenshot("live-repair.svg", str(out)))
 
 
 def to_png(svg: Path) -> Path | None:
