@@ -195,10 +195,21 @@ def _live(op: str, pid: int, destination: str, source_fd: int, expect: tuple[int
     return Repaired(message, want)
 
 
+def helper_argv() -> list[str]:
+    """``python -I`` running the helper from the very copy of socktui that is running now (however it was
+    installed, even from a source tree on ``PYTHONPATH``, which ``-I`` ignores)."""
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    bootstrap = (
+        f"import sys, runpy; sys.path.insert(0, {package_parent!r}); "
+        f"runpy.run_module({HELPER_MODULE!r}, run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-I", "-c", bootstrap]
+
+
 def _run_helper(request: dict[str, object], fds: Sequence[int]) -> dict[str, object]:
     try:
         done = subprocess.run(
-            [sys.executable, "-I", "-m", HELPER_MODULE],
+            helper_argv(),
             input=json.dumps(request),
             capture_output=True,
             text=True,

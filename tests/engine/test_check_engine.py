@@ -279,7 +279,7 @@ def test_detached_after_server_restart(
     assert m.verdict is Verdict.DETACHED, m.reason
     assert str(new_ino) in m.reason and str(old_ino) in m.reason
     assert m.container is not None and m.container.stat is not None and m.container.stat.ino == old_ino
-    assert fix_ids(m)[:2] == ["restart-container", "mount-parent-dir"]
+    assert fix_ids(m)[:2] == ["reattach-socket", "restart-container"]
 
     _, c = check_json(engine, name, expect_rc=1)
     jm = json_mount(c, "/run/app.sock")

@@ -189,7 +189,7 @@ def test_the_helper_imports_only_the_standard_library_and_socktui_linux() -> Non
 
 def helper(request: dict[str, object], fds: tuple[int, ...] = ()) -> dict[str, object]:
     done = subprocess.run(
-        [sys.executable, "-I", "-m", remount.HELPER_MODULE],
+        remount.helper_argv(),
         input=json.dumps(request),
         capture_output=True,
         text=True,
@@ -221,6 +221,17 @@ def test_the_helper_refuses_a_descriptor_that_is_not_a_mount_namespace(tmp_path:
         os.close(not_ns)
     assert reply["status"] == "refused"
     assert "EINVAL" in str(reply["message"])
+
+
+def test_the_helper_runs_from_the_running_copy_of_socktui_even_without_an_install(tmp_path: Path) -> None:
+    """-I ignores PYTHONPATH, so a source tree run that way must still find its own helper."""
+    env = {"PATH": os.defpath, "PYTHONPATH": str(Path(remount.__file__).parent.parent)}
+    program = (
+        "from socktui import remount; import subprocess, sys; "
+        "sys.exit(subprocess.run(remount.helper_argv(), input='{}', text=True, capture_output=True).returncode)"
+    )
+    done = subprocess.run(["/usr/bin/python3", "-c", program], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 def test_the_helper_refuses_an_unknown_request() -> None:
