@@ -18,6 +18,7 @@ from socktui.model import (
     EngineInfo,
     Kind,
     Listener,
+    MountPoint,
     MountReport,
     MountSpec,
     PathStat,
@@ -72,6 +73,7 @@ def _one(
     from_binds: bool | None = True,
     creds: Creds | None = None,
     engine: EngineInfo = ENGINE,
+    mount_point: MountPoint | None = None,
 ) -> tuple[ContainerSpec, MountReport]:
     source, destination = f"{BASE}/{name}", f"/run/{name}"
     mount = MountSpec(type="bind", source=source, destination=destination, from_binds=from_binds)
@@ -81,7 +83,7 @@ def _one(
     target = PathObservation(
         host_path=source, container_path=destination, host=host, host_probe=probe, view=view, listener=listener
     )
-    obs = MountObservation(engine, ctr, mount, Role.SOCKET, target, creds=creds, creds_note="")
+    obs = MountObservation(engine, ctr, mount, Role.SOCKET, target, creds=creds, creds_note="", mount_point=mount_point)
     return ctr, report_for(obs)
 
 
@@ -171,6 +173,22 @@ def cases() -> dict[str, tuple[ContainerSpec, MountReport]]:
                 "uid)",
             ),
         ),
+        "unstartable": _one(
+            _container(
+                "legacy",
+                14,
+                state="exited",
+                state_error=f'error mounting "{BASE}/legacy.sock" to rootfs at "/run/legacy.sock": mount ...: not a '
+                "directory: unknown: Are you trying to mount a directory onto a file (or vice-versa)? Check if the "
+                "specified host path exists and is the expected type",
+                exit_code=127,
+            ),
+            "legacy.sock",
+            _sock(f"{BASE}/legacy.sock", 2187360),
+            probe=OK,
+            listener=replace(server, pid=4270),
+            mount_point=MountPoint("/run/legacy.sock", Kind.DIRECTORY, empty=True),
+        ),
         # Variants the picture must also tell apart.
         "empty-dir": _dir(_container("xclient", 10), "x11", {}),
         "dir-stale": _dir(
@@ -190,7 +208,18 @@ def cases() -> dict[str, tuple[ContainerSpec, MountReport]]:
     }
 
 
-VERDICT_CASES = ("live", "ok", "shadowed", "stale", "detached", "missing", "denied", "not-socket", "unknown")
+VERDICT_CASES = (
+    "live",
+    "ok",
+    "shadowed",
+    "stale",
+    "detached",
+    "missing",
+    "denied",
+    "not-socket",
+    "unstartable",
+    "unknown",
+)
 
 
 def report() -> CheckReport:

@@ -190,6 +190,8 @@ def _sees(view: ContainerView | None, container: ContainerSpec | None, healthy: 
 def _view_link(m: MountReport, host: PathStat | None, container: ContainerSpec | None, same: str) -> Link:
     """The last link: does the container see the host's object? Also where a denied user is stopped."""
     view = m.container
+    if m.verdict is Verdict.UNSTARTABLE:
+        return Link(LinkState.BROKEN, "docker start fails: its own layer has a directory here")
     if not _running(container, view):
         if host is not None and host.kind in (Kind.SOCKET, Kind.DIRECTORY) and _healthy(m):
             return Link(LinkState.OK, "sees it when started")

@@ -118,6 +118,17 @@ GOLDEN = {
         "  │ the same file",
         "sees    file inode 2187330",
     ),
+    "unstartable": (
+        "server  pid 4270 python3 sockserver.p…",
+        "  │ listens on",
+        "socket  inode 2187360",
+        "host    /run/…/srv/legacy.sock",
+        "  │ -v bind, rw",
+        "inside  /run/legacy.sock",
+        "  ╳ docker start fails: its own layer",
+        "  ╳ has a directory here",
+        "sees    nothing yet: legacy is exited",
+    ),
     "unknown": (
         "server  listening (process not named)",
         "  │ listens on",
