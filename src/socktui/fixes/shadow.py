@@ -212,7 +212,8 @@ def _plan_live(
         Step(
             StepKind.RMDIR,
             source,
-            f"remove the empty directory {source} (rmdir: never recursive; the containers keep it mounted)",
+            f"remove the empty directory {source} (moved into a root-only directory and rmdir-ed there, never "
+            "recursive; the containers keep it mounted meanwhile)",
             expect=host,
         ),
         live.wait_step(source, wait),
