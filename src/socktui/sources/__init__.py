@@ -6,5 +6,5 @@ thread. No Textual or Rich here: this is the core.
 - :mod:`.dirs`: the parent directories of the socket sources, through ``watchfiles`` (inotify).
 - :mod:`.events`: the engine's container events, reconnecting with backoff when the engine goes away.
 - :mod:`.exits`: the listening processes, through ``pidfd_open``.
-- :mod:`.reprobe`: a slow, cheap re-look at each socket, for staleness nothing else announces.
+- :mod:`.reprobe`: a re-read of the kernel's socket tables (no connect), for staleness nothing else announces.
 """
