@@ -51,9 +51,10 @@ _UNIX_DIAG_RQLEN = 4
 _TCP_ESTABLISHED = 1
 _TCP_CLOSE = 7
 _TCP_LISTEN = 10
-# Listeners, and sockets that are not connected (a datagram server). Connected sockets, the bulk of any host's table
-# (thousands), are left in the kernel: an accepted connection shares its listener's address but serves nobody new.
-_SERVER_STATES = (1 << _TCP_LISTEN) | (1 << _TCP_CLOSE)
+# Listeners and datagram sockets are what can serve a new client. A datagram server is TCP_CLOSE until a client
+# connect()s to it, and TCP_ESTABLISHED from then on (the kernel sets both ends), so both states are asked for; the
+# connected stream sockets that come with ESTABLISHED, the bulk of a host's table, are dropped before any parsing.
+_SERVER_STATES = (1 << _TCP_LISTEN) | (1 << _TCP_CLOSE) | (1 << _TCP_ESTABLISHED)
 
 _NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _UNIX_DIAG_REQ = struct.Struct("=BBHIIIII")  # family, protocol, pad, states, ino, show, cookie[2]
@@ -239,6 +240,8 @@ def parse_diag_msg(payload: bytes) -> UnixSocket | None:
     if len(payload) < _UNIX_DIAG_MSG.size:
         return None
     _family, sock_type, state, _pad, inode, _c0, _c1 = _UNIX_DIAG_MSG.unpack_from(payload)
+    if state != _TCP_LISTEN and sock_type != socket.SOCK_DGRAM:
+        return None  # a connection (or a socket that never listened): it serves nobody new
     name: str | None = None
     file: tuple[int, int] | None = None
     queued = backlog = None

@@ -107,6 +107,17 @@ def test_dgram_and_seqpacket_sockets_and_their_types(short_dir: Path) -> None:
         assert seq is not None and seq.type == "seqpacket" and seq.backlog == 3
 
 
+def test_a_datagram_server_stays_listed_after_a_client_connected_to_it(short_dir: Path) -> None:
+    """connect() on a datagram socket marks both ends ESTABLISHED in the kernel: the server must still be seen."""
+    path = short_dir / "dev-log"
+    with bound(path, socket.SOCK_DGRAM, backlog=None):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as client:
+            client.connect(str(path))
+            client.send(b"hello")
+            assert [s.type for s in read_table().bound_to(identity(path))] == ["dgram"]
+        assert [s.type for s in read_table().bound_to(identity(path))] == ["dgram"]
+
+
 def test_an_abstract_socket_has_a_name_but_no_file() -> None:
     name = f"socktui-test-{os.getpid()}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
