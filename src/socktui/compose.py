@@ -17,7 +17,6 @@ and runs from the project's working directory, where relative paths in those fil
 from __future__ import annotations
 
 import posixpath
-import shlex
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -64,12 +63,14 @@ class ComposeInfo:
     version: str | None  # the compose tool's version as it labelled it (podman-compose 1.0 writes 0.0.1)
 
     def command(self, *args: str) -> str:
-        """``cd WORKING_DIR && COMPOSE -p PROJECT -f FILE... ARGS``, every part shell-quoted."""
+        """``cd WORKING_DIR && COMPOSE -p PROJECT -f FILE... ARGS``, every part one inert shell word."""
+        from .fixes.base import shell_word  # at call time: the fixes package imports this module
+
         words = ["-p", self.project]
         for f in self.config_files:
             words += ["-f", f]
-        line = " ".join([self.flavour.value, *(shlex.quote(w) for w in [*words, *args])])
-        return f"cd {shlex.quote(self.working_dir)} && {line}" if self.working_dir else line
+        line = " ".join([self.flavour.value, *(shell_word(w) for w in [*words, *args])])
+        return f"cd {shell_word(self.working_dir)} && {line}" if self.working_dir else line
 
     def recreate(self) -> str:
         """Recreate this service's container (a new writable layer, same definition)."""
@@ -136,6 +137,8 @@ def bind_volume_yaml(info: ComposeInfo | None, source: str, target: str, indent:
     file fails to load), and podman-compose creates the directory regardless, so for them the entry is plain long
     syntax and the comment says what it cannot do.
     """
+    from .fixes.base import yaml_scalar  # at call time: the fixes package imports this module
+
     lines = [
         f"{indent}- type: bind",
         f"{indent}  source: {yaml_scalar(source)}",
@@ -149,21 +152,3 @@ def bind_volume_yaml(info: ComposeInfo | None, source: str, target: str, indent:
     else:
         lines.insert(0, f"{indent}# podman-compose makes a missing source with mkdir: start the server first")
     return "\n".join(lines)
-
-
-def yaml_scalar(text: str) -> str:
-    """A string as a YAML scalar: plain when that is safe, else double-quoted with escapes."""
-    plain_safe = (
-        text
-        and text == text.strip()
-        and text[0] not in "-?:,[]{}#&*!|>'\"%@`~"
-        and ": " not in text
-        and " #" not in text
-        and text.isprintable()
-        and text.lower() not in ("null", "true", "false", "yes", "no", "on", "off", "~")
-    )
-    if plain_safe:
-        return text
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else ch for ch in escaped)
-    return f'"{escaped}"'

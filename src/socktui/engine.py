@@ -26,6 +26,7 @@ import docker.tls
 import docker.utils
 
 from .model import ContainerSpec, EngineInfo, MountSpec, Product
+from .sshdial import SshDialer, ssh_argv
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 DOCKER_SOCKET_PATH = "/var/run/docker.sock"
@@ -348,7 +349,7 @@ def _bind_matches(bind: str, destination: str) -> bool:
     return len(parts) >= 2 and posixpath.normpath(parts[1]) == posixpath.normpath(destination)
 
 
-def container_from_list(raw: Mapping[str, Any]) -> ContainerSpec:
+def container_from_list(raw: Mapping[str, Any], product: Product = Product.DOCKER) -> ContainerSpec:
     names = raw.get("Names") or []
     name = str(names[0]).lstrip("/") if names else str(raw.get("Id", ""))[:12]
     labels = raw.get("Labels") or {}
@@ -359,10 +360,11 @@ def container_from_list(raw: Mapping[str, Any]) -> ContainerSpec:
         image=str(raw.get("Image") or ""),
         mounts=tuple(mount_from_api(m) for m in raw.get("Mounts") or ()),
         labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+        product=product,
     )
 
 
-def container_from_inspect(raw: Mapping[str, Any]) -> ContainerSpec:
+def container_from_inspect(raw: Mapping[str, Any], product: Product = Product.DOCKER) -> ContainerSpec:
     state = raw.get("State") or {}
     host_config = raw.get("HostConfig") or {}
     config = raw.get("Config") or {}
@@ -392,6 +394,7 @@ def container_from_inspect(raw: Mapping[str, Any]) -> ContainerSpec:
         storage_driver=str(graph.get("Name") or ""),
         upper_dir=str(layers.get("UpperDir") or ""),
         lower_dirs=tuple(d for d in str(layers.get("LowerDir") or "").split(":") if d),
+        product=product,
     )
 
 
@@ -485,6 +488,7 @@ class Engine:
         self._client: docker.APIClient | None = None
         self._info: EngineInfo | None = None
         self._lean: _LeanInspector | None = None
+        self._dialer: SshDialer | None = None
 
     @classmethod
     def from_options(cls, host: str | None = None, context: str | None = None, timeout: int = 10) -> Engine:
@@ -492,6 +496,13 @@ class Engine:
 
     def _fail(self, exc: BaseException) -> EngineError:
         problem, advice = _advice_for(self.endpoint, exc)
+        if self._dialer is not None and self._dialer.last_error:
+            # Over ssh every failure looks like a closed connection; what ssh itself said is the reason.
+            problem = f"ssh said: {self._dialer.last_error}"
+            advice = (
+                f"Check that `{' '.join(ssh_argv(self.endpoint.url)[:-3])} docker version` works: socktui runs the "
+                "same ssh command as the docker CLI, with your ssh config and keys."
+            )
         return EngineError(f"{self.endpoint.url} ({self.endpoint.source})", problem, advice)
 
     @property
@@ -509,14 +520,17 @@ class Engine:
         0.8 s. Engines have raised and lowered their minimum API version, so the engine's own ``ApiVersion`` is used.
         """
         url = self.endpoint.url
+        if url.startswith("ssh://"):
+            # The system ssh, as the docker CLI uses it, with the user's config, agent and keys (and no paramiko).
+            if self._dialer is None:
+                self._dialer = SshDialer(url)
+            url = self._dialer.base_url
         try:
             client = docker.APIClient(
                 base_url=url,
                 version=MINIMUM_API_VERSION,  # a placeholder: replaced by the engine's own below, no request made
                 timeout=self.timeout,
                 tls=self.endpoint.tls or False,
-                # The system ssh, as the docker CLI uses, with the user's ssh config and agent (and no paramiko).
-                use_ssh_client=url.startswith("ssh://"),
             )
         except (docker.errors.DockerException, ValueError) as exc:
             raise self._fail(exc) from exc
@@ -547,16 +561,20 @@ class Engine:
         """Forget the connection so the next call reconnects (after the daemon went away)."""
         if self._client is not None:
             self._client.close()
+        if self._dialer is not None:
+            self._dialer.close()
         self._client = None
         self._info = None
         self._lean = None
+        self._dialer = None
 
     def list_containers(self) -> list[ContainerSpec]:
         try:
             raw = self.client.containers(all=True)
         except (docker.errors.DockerException, OSError) as exc:
             raise self._fail(exc) from exc
-        return [container_from_list(c) for c in raw]
+        product = self.info().product
+        return [container_from_list(c, product) for c in raw]
 
     def _lean_inspector(self) -> _LeanInspector | None:
         if self._lean is None and self.endpoint.url.startswith("unix://") and not self.endpoint.tls:
@@ -569,8 +587,8 @@ class Engine:
             lean = self._lean_inspector()
             if lean is not None:
                 raw = lean.inspect(container_id)
-                return None if raw is None else container_from_inspect(raw)
-            return container_from_inspect(self.client.inspect_container(container_id))
+                return None if raw is None else container_from_inspect(raw, self.info().product)
+            return container_from_inspect(self.client.inspect_container(container_id), self.info().product)
         except docker.errors.NotFound:
             return None
         except (docker.errors.DockerException, OSError, ValueError) as exc:

@@ -151,6 +151,7 @@ class ContainerSpec:
     storage_driver: str = ""  # GraphDriver.Name: overlay2 (Docker), overlay (Podman), ...
     upper_dir: str = ""  # GraphDriver.Data.UpperDir: the container's own writable layer
     lower_dirs: tuple[str, ...] = ()  # GraphDriver.Data.LowerDir, topmost first: the init and image layers
+    product: Product = Product.DOCKER  # the engine it runs on: its commands and rules go into every snippet
 
     @property
     def running(self) -> bool:

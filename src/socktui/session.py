@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .compose import Flavour, compose_of
 from .diagnose import diagnose, diagnose_containers
 from .engine import Engine
-from .model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, MountReport, Role, Verdict
+from .model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, MountReport, Product, Role, Verdict
 from .observe import SocketMemory
 from .verdict import short_command
 
@@ -282,6 +283,16 @@ def _contribution(report: ContainerReport, info: EngineInfo | None) -> dict[str,
     }
 
 
+def shadow_maker(container: ContainerSpec) -> tuple[str, str]:
+    """Who makes a missing bind source a directory for this container, and when (see verdict._made_by)."""
+    compose = compose_of(container)
+    if compose is not None and compose.flavour is Flavour.PODMAN:
+        return "podman-compose", f"before it ran {container.name}"
+    if container.product is Product.PODMAN:
+        return "Podman", f"when {container.name} was created"
+    return "Docker", f"when {container.name} started"
+
+
 def describe_changes(old: ContainerReport | None, new: ContainerReport) -> list[Change]:
     name = new.container.name
     changes: list[Change] = []
@@ -302,7 +313,8 @@ def describe_changes(old: ContainerReport | None, new: ContainerReport) -> list[
             if verdict is Verdict.LIVE and m.listener is not None:
                 text = f"{src} bound by pid {m.listener.pid} {short_command(m.listener.command, 40)}"
             elif verdict is Verdict.SHADOWED and m.shadow_created_by_docker_at is not None:
-                text = f"Docker created directory {src} when {name} started"
+                who, when = shadow_maker(new.container)
+                text = f"{who} created directory {src} {when}"
             else:
                 was = prev.verdict.value if prev is not None and prev.verdict else "new"
                 text = f"{name}: {src}: {was} → {verdict.value if verdict else '-'}"

@@ -11,7 +11,7 @@ import shlex
 import pytest
 from builders import STARTED, bind, container, directory, local_engine, missing, observation, target
 
-from socktui.compose import ComposeInfo, Flavour, bind_volume_yaml, compose_of, yaml_scalar
+from socktui.compose import ComposeInfo, Flavour, bind_volume_yaml, compose_of
 from socktui.model import ContainerSpec, Product, Verdict
 from socktui.report import to_document, to_text
 from socktui.sources.events import parse_engine_event
@@ -137,18 +137,10 @@ def test_create_host_path_only_for_compose_v2() -> None:
     assert Flavour.V2.accepts_create_host_path and not Flavour.V1.accepts_create_host_path
 
 
-@pytest.mark.parametrize(
-    ("text", "yaml"),
-    [
-        ("/run/app.sock", "/run/app.sock"),
-        ("/a b/c", "/a b/c"),
-        ("/x: y", '"/x: y"'),
-        ("yes", '"yes"'),
-        ("a\nb", '"a\\u000ab"'),
-    ],
-)
-def test_yaml_scalars_are_quoted_when_plain_would_change_their_meaning(text: str, yaml: str) -> None:
-    assert yaml_scalar(text) == yaml
+def test_a_newline_in_a_working_dir_cannot_start_a_new_command_line() -> None:
+    odd = {**V2_LABELS, "com.docker.compose.project.working_dir": "/srv/x\nrm -rf ~"}
+    line = info(odd).recreate()
+    assert "\n" not in line and line.startswith("cd $'/srv/x\\x0arm -rf ~' && docker compose")
 
 
 # --------------------------------------------------------------------------- JSON and text
@@ -238,3 +230,53 @@ def test_podman_remove_event_is_followed_like_destroy() -> None:
     raw = {"Type": "container", "Action": "remove", "Actor": {"ID": "abc", "Attributes": {"name": "web"}}}
     event = parse_engine_event(raw)
     assert event is not None and event.action == "destroy" and event.container_id == "abc"
+
+
+# --------------------------------------------------------------------------- snippets and recreate commands in fixes
+
+
+def _advice(fix_id: str, spec: ContainerSpec, verdict: Verdict = Verdict.MISSING) -> str:
+    from socktui.fixes import advice_for
+    from socktui.model import ContainerReport, MountReport, Role
+
+    mount = MountReport(bind(from_binds=True), Role.SOCKET, verdict, "", host=directory())
+    return advice_for(fix_id, ContainerReport(spec), mount)
+
+
+def test_recreate_advice_is_for_the_compose_and_the_engine_that_made_the_container() -> None:
+    from socktui.fixes.base import recreate_advice
+
+    assert recreate_advice(labelled(V1_LABELS)) == info(V1_LABELS).recreate()
+    assert recreate_advice(labelled(PODMAN_LABELS, product=Product.PODMAN)).startswith("cd /srv/shop && podman-compose")
+    assert recreate_advice(container()) == "docker rm web, then run it again with the same docker run command"
+    assert recreate_advice(container(product=Product.PODMAN)).startswith("podman rm web, then run it again with")
+
+
+def test_use_mount_flag_snippet_is_yaml_the_compose_accepts() -> None:
+    v1 = _advice("use-mount-flag", labelled(V1_LABELS))
+    assert "create_host_path: false" not in v1 and "# compose (docker-compose):" in v1
+    assert info(V1_LABELS).up() in v1  # how to apply the edited files, with that compose
+    v2 = _advice("use-mount-flag", labelled(V2_LABELS))
+    assert "create_host_path: false" in v2 and info(V2_LABELS).up() in v2
+    plain = _advice("use-mount-flag", container())
+    assert "docker run --mount type=bind" in plain and "create_host_path: false" in plain
+
+
+def test_snippets_use_podmans_commands_on_podman() -> None:
+    pod = container(product=Product.PODMAN)
+    assert "podman run --group-add 0" in _advice("group-add", pod, Verdict.DENIED)
+    assert "podman start web" in _advice("start-server-first", pod)
+    assert "podman run -v /run/app:" in _advice("mount-parent-dir", pod, Verdict.DETACHED)
+    composed = _advice("start-server-first", labelled(PODMAN_LABELS, product=Product.PODMAN))
+    assert info(PODMAN_LABELS).up() in composed and "podman start" not in composed
+    for fix_id, verdict in (("group-add", Verdict.DENIED), ("start-server-first", Verdict.MISSING)):
+        assert "docker" not in _advice(fix_id, pod, verdict)
+
+
+def test_containers_carry_the_product_of_their_engine() -> None:
+    from socktui.engine import container_from_inspect, container_from_list
+
+    raw = {"Id": "a" * 64, "Names": ["/x"], "State": "running"}
+    assert container_from_list(raw, Product.PODMAN).product is Product.PODMAN
+    assert container_from_list(raw).product is Product.DOCKER
+    assert container_from_inspect({"Id": "a" * 64, "Name": "/x"}, Product.PODMAN).product is Product.PODMAN

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import posixpath
 
-from ..model import ContainerReport, MountReport, MountSpec, Role, Verdict
+from ..compose import bind_volume_yaml, compose_of
+from ..model import ContainerReport, ContainerSpec, MountReport, MountSpec, Role, Verdict
 from .base import Fix, comment_text, q, yaml_scalar
 
 
@@ -26,6 +27,15 @@ def mount_flag_value(src: str, dst: str) -> str:
     return ",".join(("type=bind", field(f"src={src}"), field(f"dst={dst}")))
 
 
+def _then_apply(container: ContainerSpec) -> str:
+    """For a compose container: the command that applies the edited files, for the compose that made it."""
+    compose = compose_of(container)
+    if compose is None or not compose.service:
+        return ""
+    files = ", ".join(compose.config_files) or "the compose file"
+    return f"\n# then, after editing {comment_text(files)}:\n{compose.up()}"
+
+
 def _uses_v(mount: MountSpec) -> bool:
     return mount.from_binds is not False
 
@@ -44,9 +54,9 @@ class MountParentDir(Fix):
         new_path = posixpath.join(dst_dir, posixpath.basename(src))
         return (
             f"# mount the directory, so a restarted server's new socket is seen at once\n"
-            f"docker run -v {q(src_dir)}:{q(dst_dir)} ...   # instead of -v {q(src)}:{q(dst)}\n"
+            f"{c.product.cli} run -v {q(src_dir)}:{q(dst_dir)} ...   # instead of -v {q(src)}:{q(dst)}\n"
             f"# compose:\n    volumes:\n      - {yaml_scalar(f'{src_dir}:{dst_dir}')}\n"
-            f"# then point the client at {comment_text(new_path)} inside {comment_text(c.name)}"
+            f"# then point the client at {comment_text(new_path)} inside {comment_text(c.name)}" + _then_apply(c)
         )
 
 
@@ -56,10 +66,13 @@ class StartServerFirst(Fix):
     verdicts = frozenset({Verdict.SHADOWED, Verdict.STALE, Verdict.MISSING})
 
     def advice(self, report: ContainerReport, mount: MountReport) -> str:
-        src, name = mount.mount.source, report.container.name
+        c = report.container
+        src, name = mount.mount.source, c.name
+        compose = compose_of(c)
+        start = compose.up() if compose is not None and compose.service else f"{c.product.cli} start {q(name)}"
         return (
             f"# start the server that creates {comment_text(src)} before {comment_text(name)}, then:\n"
-            f"docker start {q(name)}\n"
+            f"{start}\n"
             f"# compose: make {comment_text(name)}'s service depend on the server being healthy:\n"
             "    depends_on:\n      server:\n        condition: service_healthy\n"
             f"# with a healthcheck on the server such as: test -S {q(src)}"
@@ -79,13 +92,16 @@ class UseMountFlag(Fix):
         return super().applies(verdict, mount, role)
 
     def advice(self, report: ContainerReport, mount: MountReport) -> str:
+        c = report.container
         src, dst = mount.mount.source, mount.mount.destination
+        compose = compose_of(c)
+        # Only compose v2 accepts create_host_path; the snippet is YAML the compose that made the container accepts.
         return (
             "# a missing socket becomes an error instead of a directory\n"
-            f"docker run --mount {q(mount_flag_value(src, dst))} ...\n"
-            "# compose:\n    volumes:\n      - type: bind\n"
-            f"        source: {yaml_scalar(src)}\n        target: {yaml_scalar(dst)}\n        bind:\n"
-            "          create_host_path: false"
+            f"{c.product.cli} run --mount {q(mount_flag_value(src, dst))} ...\n"
+            f"# compose{f' ({compose.flavour.value})' if compose is not None else ''}:\n    volumes:\n"
+            + bind_volume_yaml(compose, src, dst, indent="      ")
+            + _then_apply(c)
         )
 
 
@@ -96,7 +112,8 @@ class GroupAdd(Fix):
 
     def advice(self, report: ContainerReport, mount: MountReport) -> str:
         gid = mount.host.gid if mount.host is not None else 0
+        c = report.container
         return (
-            f"# let {comment_text(report.container.name)}'s user connect: give it the socket's group (gid {gid})\n"
-            f'docker run --group-add {gid} ...\n# compose:\n    group_add:\n      - "{gid}"'
+            f"# let {comment_text(c.name)}'s user connect: give it the socket's group (gid {gid})\n"
+            f'{c.product.cli} run --group-add {gid} ...\n# compose:\n    group_add:\n      - "{gid}"' + _then_apply(c)
         )

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar, Protocol
 
+from ..compose import compose_of
 from ..hostpath import kind_of_mode, resolve
 from ..model import ContainerReport, ContainerSpec, FixOffer, Kind, MountReport, MountSpec, PathStat, Role, Verdict
 from ..probe import probe_fd
@@ -242,14 +243,16 @@ def writers_of(reports: Sequence[ContainerReport]) -> tuple[Writer, ...]:
 
 
 def recreate_advice(container: ContainerSpec) -> str:
-    """How to recreate a container, which is what Docker needs after it mounted a shadow directory."""
-    project = container.label("com.docker.compose.project")
-    service = container.label("com.docker.compose.service")
-    if project and service:
-        workdir = container.label("com.docker.compose.project.working_dir")
-        where = f"cd {q(workdir)} && " if workdir else ""
-        return f"{where}docker compose -p {q(project)} up -d --force-recreate {q(service)}"
-    return f"docker rm {q(container.name)}, then run it again with the same docker run command"
+    """How to recreate a container, which is what the engine needs after it mounted a shadow directory.
+
+    For the compose that made it, with its project, its files and its working directory (socktui.compose); otherwise
+    with the engine's own command line program.
+    """
+    compose = compose_of(container)
+    if compose is not None and compose.service:
+        return compose.recreate()
+    cli = container.product.cli
+    return f"{cli} rm {q(container.name)}, then run it again with the same {cli} run command"
 
 
 def socket_accepts(path: str) -> bool:

@@ -307,7 +307,8 @@ def _start(step: Step, run: Run) -> str:
             # Docker made a *directory* mountpoint inside the container when it mounted the shadow directory; a
             # socket cannot be mounted onto it, so this container can only come back by being recreated.
             raise Refused(
-                f"Docker cannot start {step.target} again: its own filesystem now has a directory where the socket "
+                f"{run.plan.container.product.display} cannot start {step.target} again: its own filesystem now has "
+                "a directory where the socket "
                 f"is mounted (made when the shadow directory was mounted). The socket is fixed on the host; "
                 f"recreate the container: {recreate_advice(run.plan.container)}"
             ) from exc
