@@ -321,7 +321,8 @@ async def _until(pilot: Pilot[Any], predicate: Callable[[], object], what: str, 
 async def loaded(pilot: Pilot[Any]) -> None:
     app = pilot.app
     assert isinstance(app, SocktuiApp)
-    await _until(pilot, lambda: app.report is not None and app.query_one(ContainerList).row_count == 11, "the rows")
+    # Eleven containers and the row of their one compose project, "shop".
+    await _until(pilot, lambda: app.report is not None and app.query_one(ContainerList).row_count == 12, "the rows")
     await _until(pilot, lambda: app.selected_id is not None, "a selection")
     await pilot.pause()
 

@@ -326,3 +326,28 @@ def test_check_with_context_and_host_is_refused_before_connecting(home: Path) ->
     )
     assert proc.returncode == 2
     assert "cannot be used together" in proc.stderr and "bug" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- what /version alone tells
+
+
+def test_version_names_the_product_rootless_and_desktop() -> None:
+    from socktui.engine import Endpoint, info_from_version
+    from socktui.model import Product
+
+    ep = Endpoint(url="unix:///run/user/1000/docker.sock", source="DOCKER_HOST")
+    rootless = {
+        "Version": "24.0.7",
+        "ApiVersion": "1.43",
+        "Platform": {"Name": "Docker Engine - Community"},
+        "Components": [{"Name": "Engine"}, {"Name": "containerd"}, {"Name": "rootlesskit"}],
+    }
+    info = info_from_version(rootless, ep)
+    assert (info.product, info.rootless, info.desktop, info.api_version) == (Product.DOCKER, True, False, "1.43")
+    assert (info.source, info.context) == ("DOCKER_HOST", None)
+    desktop = {"Version": "27.3.1", "Platform": {"Name": "Docker Desktop 4.36.0 (175267)"}, "Components": []}
+    assert info_from_version(desktop, ep).desktop
+    podman = {"Version": "4.3.1", "Components": [{"Name": "Podman Engine", "Version": "4.3.1"}]}
+    assert info_from_version(podman, ep).product is Product.PODMAN
+    assert info_from_version({"Version": "20.10.24", "Components": [{"Name": "Engine"}]}, ep).product is Product.DOCKER
+    assert not info_from_version({"Components": "junk", "Platform": "junk"}, ep).rootless

@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
+from ..compose import compose_of
 from ..engine import EngineError
 from ..fixes import DEFAULT_WAIT_SECONDS, FixResult, plan_fix
 from ..fsview import host_lstat
@@ -44,7 +45,10 @@ from .widgets import (
     MountTable,
     describe_mount,
     outside,
+    project_of,
+    sort_key,
     verdict_color,
+    verdict_text,
 )
 
 if TYPE_CHECKING:
@@ -235,7 +239,7 @@ class SocktuiApp(App[int]):
             # The provisional list was in engine order; once the verdicts are in, start on the worst problem.
             table = self.query_one(ContainerList)
             if table.row_count:
-                table.move_cursor(row=0, animate=False)
+                table.move_cursor(row=table.first_container_row(), animate=False)
                 self.selected_id = table.selected_id
                 self.show_detail()
                 self.query_one(MountTable).move_cursor(row=self.worst_mount_row(), animate=False)
@@ -289,21 +293,20 @@ class SocktuiApp(App[int]):
         self.show_detail()
 
     def update_topbar(self, report: CheckReport, checking: bool = False) -> None:
-        engine = report.engine
         text = Text("socktui ", style="bold")
         if checking:
             text.append(f"checking {len(report.containers)} containers… · ")
-            text.append(printable(report.engine.endpoint.removeprefix("unix://")), style="dim")
-            self.query_one("#topbar", Static).update(text)
-            return
-        containers, mounts, problems, worst = self.session.counts()
-        text.append(f"{problems} problems", style=f"bold {verdict_color(self, worst)}" if problems else "")
-        text.append(f" · {containers} containers · {mounts} sockets · ")
-        where = printable(f"{engine.endpoint.removeprefix('unix://')} {engine.version.split('+')[0] or '?'}")
-        text.append(where, style="dim")
-        if self.session.options.read_only:
-            text.append("  read-only", style="bold")
-        self.query_one("#topbar", Static).update(text)
+        else:
+            containers, mounts, problems, worst = self.session.counts()
+            text.append(f"{problems} problems", style=f"bold {verdict_color(self, worst)}" if problems else "")
+            text.append(f" · {containers} containers · {mounts} sockets · ")
+        tail = "  read-only" if self.session.options.read_only else ""
+        bar = self.query_one("#topbar", Static)
+        width = bar.size.width or (self.size.width or 80) - 2  # the bar's own width, inside its padding
+        text.append(engine_label(report.engine, max(width - text.cell_len - len(tail), 12)), style="dim")
+        if tail:
+            text.append(tail, style="bold")
+        bar.update(text)
 
     def selected_report(self) -> ContainerReport | None:
         if self.report is None or self.selected_id is None:
@@ -332,7 +335,8 @@ class SocktuiApp(App[int]):
         info = self.query_one(MountInfo)
         if report is None:
             table.show(())
-            info.show("")
+            project = self.query_one(ContainerList).selected_project
+            info.show(self.describe_project(project) if project else "")
             return
         mounts = self.visible_mounts(report)
         table.show(mounts)
@@ -348,6 +352,23 @@ class SocktuiApp(App[int]):
             return
         self.show_mount_info()
 
+    def describe_project(self, project: str) -> Text:
+        """A compose project's row: its containers, worst first, and how to recreate them with its compose."""
+        members = [c for c in (self.report.containers if self.report else ()) if project_of(c) == project]
+        text = Text(f"compose project {printable(project)}", style="bold")
+        compose = compose_of(members[0].container) if members else None
+        if compose is not None:
+            where = f" in {printable(compose.working_dir)}" if compose.working_dir else ""
+            text.append(f"\n{compose.flavour.value}{where}\n")
+            for f in compose.config_files:
+                text.append(f"  -f {printable(f)}\n", style="dim")
+        for c in sorted(members, key=sort_key):
+            text.append("  ")
+            text.append_text(verdict_text(self, c.worst, 11))
+            text.append(f"{printable(c.container.name)} [{c.container.state}]\n")
+        text.append("\nEnter folds or unfolds the project.", style="dim")
+        return text
+
     def worst_mount_row(self) -> int:
         """Start on the mount with the problem, so f and t act on it without a detour through Tab."""
         report = self.selected_report()
@@ -361,6 +382,8 @@ class SocktuiApp(App[int]):
         picked = self.selected_mount()
         info = self.query_one(MountInfo)
         if picked is None:
+            if self.selected_id is None and self.query_one(ContainerList).selected_project is not None:
+                return  # a project row: show_detail wrote its summary
             info.show("")
             return
         report, mount = picked
@@ -370,8 +393,12 @@ class SocktuiApp(App[int]):
     @on(DataTable.RowHighlighted, "#containers")
     def container_highlighted(self, event: DataTable.RowHighlighted) -> None:
         # Read the cursor, not the event: an event queued before a re-sort names the row that *was* under it.
-        key = self.query_one(ContainerList).selected_id
-        if key != self.selected_id:
+        table = self.query_one(ContainerList)
+        key = table.selected_id
+        if key is None and table.selected_project is not None:
+            self.selected_id = None
+            self.show_detail()  # a project row: its summary
+        elif key != self.selected_id:
             self.selected_id = key
             self.show_detail()
             self.query_one(MountTable).move_cursor(row=self.worst_mount_row(), animate=False)
@@ -674,6 +701,21 @@ class SocktuiApp(App[int]):
         self.stop_live.set()
         if self.events_stream is not None:
             self.events_stream.stop()
+
+
+def engine_label(engine: EngineInfo, room: int) -> str:
+    """'Podman 4.3.1 /run/podman/podman.sock · context prod' in at most ``room`` columns.
+
+    The product, its version and the context name always show; the endpoint gives way, keeping its end (the
+    socket's name, or host:port), since that is what tells endpoints apart.
+    """
+    head = f"{engine.product.display} {engine.version.split('+')[0] or '?'}"
+    context = f" · context {printable(engine.context)}" if engine.context else ""
+    where = printable(engine.endpoint.removeprefix("unix://"))
+    space = room - len(head) - len(context) - 1
+    if len(where) > space:
+        where = "…" + where[-(space - 1) :] if space > 8 else ""
+    return f"{head} {where}{context}" if where else f"{head}{context}"
 
 
 def describe_path_change(path: str, change: str) -> str:

@@ -100,6 +100,8 @@ _LOOKALIKES = {
     "•": "*",
     "●": "*",
     "▶": ">",
+    "▸": ">",  # a folded compose project
+    "▾": "v",  # an unfolded one
     "◀": "<",
     "❯": ">",
     "✓": "v",

@@ -9,8 +9,10 @@ from typing import Any
 from rich.text import Text
 from textual.app import App
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, RichLog, Static
 
+from ..compose import compose_of
 from ..model import ContainerReport, ContainerSpec, Kind, MountReport, PathStat, ProbeResult, Verdict
 from ..text import printable
 from .picture import plumbing_text
@@ -69,14 +71,37 @@ def matches(report: ContainerReport, needle: str) -> bool:
     return any(needle in h.lower() for h in hay)
 
 
+GROUP_PREFIX = "project:"  # row keys of compose project rows; container ids are hex, so they never clash
+FOLDED, UNFOLDED = "▸", "▾"
+
+
+def project_of(report: ContainerReport) -> str | None:
+    """The compose project a container belongs to (its group in the list), or None."""
+    compose = compose_of(report.container)
+    return compose.project if compose is not None else None
+
+
+def group_worst(reports: Iterable[ContainerReport]) -> Verdict | None:
+    worst = [r.worst for r in reports if r.worst is not None and r.note != CHECKING]
+    return max(worst, key=lambda v: v.severity) if worst else None
+
+
 class ContainerList(DataTable[Text | str]):
-    """Containers, problems first. Rows are keyed by container id and updated in place."""
+    """Containers, problems first, grouped by compose project. Rows are keyed by container id and updated in place.
+
+    A project is one row (``project:NAME``) with its worst verdict, its containers under it; Enter on it folds or
+    unfolds it. Projects and lone containers sort together, worst first; a project's containers follow it.
+    """
 
     BINDINGS = [Binding("j", "cursor_down", show=False), Binding("k", "cursor_up", show=False)]
 
     def on_mount(self) -> None:
-        self._order: dict[str, tuple[int, int, str]] = {}
-        self._names: dict[str, str] = {}
+        self._order: dict[str, tuple[object, ...]] = {}
+        self._names: dict[str, str] = {}  # name cell's first word -> container row key
+        self._groups: dict[str, str] = {}  # project row's name -> its row key
+        self._shown: dict[str, ContainerReport] = {}  # the containers that pass the filter
+        self._members: dict[str, set[str]] = {}  # project -> container ids shown under it
+        self.folded: set[str] = set()
         self.cursor_type = "row"
         self.cell_padding = 0
         self.add_column("verdict", key="verdict", width=12)
@@ -86,8 +111,13 @@ class ContainerList(DataTable[Text | str]):
 
     def _cells(self, report: ContainerReport) -> tuple[Text | str, ...]:
         c = report.container
-        name = outside(c.name)
-        if c.compose:
+        project = project_of(report)
+        name = Text("  " if project is not None else "")
+        name.append_text(outside(c.name))
+        compose = compose_of(c)
+        if compose is not None and compose.service:
+            name.append_text(outside(f" {compose.service}", style="dim"))
+        elif c.compose:
             name.append_text(outside(f" {c.compose}", style="dim"))
         # Every cell is a Text: a str cell would be parsed as markup.
         state = outside(f" {c.state[:7]}")
@@ -96,46 +126,157 @@ class ContainerList(DataTable[Text | str]):
         count = len(report.socket_mounts)
         return (verdict_text(self.app, report.worst, 12), name, state, Text(f" {count}" if count else ""))
 
+    def _group_cells(self, project: str, members: list[ContainerReport]) -> tuple[Text | str, ...]:
+        mark = FOLDED if project in self.folded else UNFOLDED
+        name = Text(f"{mark} ", style="bold")
+        name.append(printable(project), style="bold")
+        name.append(f" ({len(members)}) ", style="dim")
+        checking = all(r.note == CHECKING for r in members)
+        verdict: Text = (
+            Text("checking…".ljust(11), style="dim") if checking else verdict_text(self.app, group_worst(members), 11)
+        )
+        count = sum(len(r.socket_mounts) for r in members)
+        return (verdict, name, " project", f" {count}" if count else "")
+
+    def _set_row(self, key: str, cells: tuple[Text | str, ...]) -> bool:
+        """Make row ``key`` show ``cells``; True when it had to be added."""
+        if key in self.rows:
+            for column, value in zip(("verdict", "name", "state", "count"), cells, strict=True):
+                if self.get_cell(key, column) != value:
+                    self.update_cell(key, column, value)
+            return False
+        self.add_row(*cells, key=key)
+        return True
+
+    def _drop_row(self, key: str) -> None:
+        if key in self.rows:
+            self.remove_row(key)
+        self._order.pop(key, None)
+
     def show(self, reports: Iterable[ContainerReport], needle: str = "") -> None:
         """Make the rows match ``reports`` (filtered): a whole new picture, such as after a filter change."""
-        wanted = {r.container.id: r for r in reports if matches(r, needle)}
-        gone = [str(k.value) for k in self.rows if k.value not in wanted]
-        self.update_rows(wanted.values(), gone, needle)
+        reports = list(reports)
+        wanted = {r.container.id for r in reports}
+        gone = [cid for cid in self._shown if cid not in wanted]
+        gone += [str(k.value) for k in self.rows if k.value not in wanted and not str(k.value).startswith(GROUP_PREFIX)]
+        self.update_rows(reports, gone, needle)
 
     def update_rows(self, reports: Iterable[ContainerReport], removed: Iterable[str], needle: str = "") -> None:
-        """Touch only these rows: update cells that changed, add, remove; re-sort only when the order moved."""
+        """Touch only these rows (and their projects' rows); re-sort only when the order moved."""
         keep_key = self._selected_key()
         resort = False
+        touched: set[str] = set()  # projects whose row must be redrawn
         for cid in removed:
-            if cid in self.rows:
-                self.remove_row(cid)
-            self._order.pop(cid, None)
+            self._forget(cid, touched)
         for report in reports:
             cid = report.container.id
             if not matches(report, needle):
-                if cid in self.rows:
-                    self.remove_row(cid)
-                    self._order.pop(cid, None)
+                self._forget(cid, touched)
                 continue
-            cells = self._cells(report)
-            if cid in self.rows:
-                for column, value in zip(("verdict", "name", "state", "count"), cells, strict=True):
-                    if self.get_cell(cid, column) != value:
-                        self.update_cell(cid, column, value)
-            else:
-                self.add_row(*cells, key=cid)
-                resort = True
-            key = sort_key(report)
-            if self._order.get(cid) != key:
-                self._order[cid] = key
-                self._names[printable(report.container.name)] = cid
-                resort = True
+            before = self._shown.get(cid)
+            if before is not None and project_of(before) != project_of(report):
+                self._forget(cid, touched)
+            self._shown[cid] = report
+            project = project_of(report)
+            if project is not None:
+                self._members.setdefault(project, set()).add(cid)
+                touched.add(project)
+                if project in self.folded:
+                    self._drop_row(cid)
+                continue  # drawn with its project below, once the project's place is known
+            resort |= self._set_row(cid, self._cells(report))
+            resort |= self._place(cid, (sort_key(report), "c", 0, ()), printable(report.container.name))
+        for project in touched:
+            resort |= self._redraw_group(project, reports_changed={r.container.id for r in reports})
         if resort:
-            # Docker names are unique and never contain spaces, so the name cell's first word identifies the row.
-            order, names = self._order, self._names
-            self.sort("name", key=lambda cell: order.get(names.get(cell.plain.split(" ", 1)[0], ""), (9, 9, "")))
+            self._resort()
         if keep_key and keep_key in self.rows:
             self.move_cursor(row=self.get_row_index(keep_key), animate=False)
+
+    def _resort(self) -> None:
+        order, names, groups = self._order, self._names, self._groups
+        missing = ((9, 9, ""), "", 9, ())
+
+        def row_order(cell: Text | str) -> tuple[object, ...]:
+            plain = cell.plain if isinstance(cell, Text) else cell
+            if plain.startswith((FOLDED, UNFOLDED)):
+                return order.get(groups.get(plain[2:].split(" (", 1)[0], ""), missing)
+            # Container names are unique and never contain spaces: the first word identifies the row.
+            return order.get(names.get(plain.lstrip(" ").split(" ", 1)[0], ""), missing)
+
+        self.sort("name", key=row_order)
+
+    def _forget(self, cid: str, touched: set[str]) -> None:
+        old = self._shown.pop(cid, None)
+        if old is not None:
+            project = project_of(old)
+            if project is not None:
+                self._members.get(project, set()).discard(cid)
+                touched.add(project)
+        self._drop_row(cid)
+
+    def _place(self, key: str, order: tuple[object, ...], ident: str, group: bool = False) -> bool:
+        """Record where row ``key`` sorts; True when that changed."""
+        (self._groups if group else self._names)[ident] = key
+        if self._order.get(key) == order:
+            return False
+        self._order[key] = order
+        return True
+
+    def _redraw_group(self, project: str, reports_changed: set[str]) -> bool:
+        key = GROUP_PREFIX + project
+        members = [self._shown[cid] for cid in self._members.get(project, ()) if cid in self._shown]
+        if not members:
+            self._members.pop(project, None)
+            self._groups.pop(printable(project), None)
+            self._drop_row(key)
+            return False
+        moved = self._set_row(key, self._group_cells(project, members))
+        group_key = min(sort_key(r) for r in members)
+        moved |= self._place(key, (group_key, "p:" + project, 0, ()), printable(project), group=True)
+        if project in self.folded:
+            return moved
+        for report in members:
+            cid = report.container.id
+            if cid not in self.rows or cid in reports_changed:
+                moved |= self._set_row(cid, self._cells(report))
+            place = (group_key, "p:" + project, 1, sort_key(report))
+            moved |= self._place(cid, place, printable(report.container.name))
+        return moved
+
+    def toggle_fold(self, project: str) -> None:
+        """Fold a project's containers under its row, or show them again."""
+        if project in self.folded:
+            self.folded.discard(project)
+        else:
+            self.folded.add(project)
+            for cid in self._members.get(project, ()):
+                self._drop_row(cid)
+        self._redraw_group(project, reports_changed=set(self._members.get(project, ())))
+        self._resort()
+        key = GROUP_PREFIX + project
+        if key in self.rows:
+            self.move_cursor(row=self.get_row_index(key), animate=False)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a project row folds or unfolds it."""
+        key = str(event.row_key.value)
+        if key.startswith(GROUP_PREFIX):
+            event.stop()
+            self.toggle_fold(key.removeprefix(GROUP_PREFIX))
+
+    def first_container_row(self) -> int:
+        """The first container's row (past its project's row): where the cursor starts, on the worst problem."""
+        for index in range(self.row_count):
+            key = str(self.coordinate_to_cell_key(Coordinate(index, 0)).row_key.value)
+            if not key.startswith(GROUP_PREFIX):
+                return index
+        return 0
+
+    @property
+    def selected_project(self) -> str | None:
+        key = self._selected_key()
+        return key.removeprefix(GROUP_PREFIX) if key and key.startswith(GROUP_PREFIX) else None
 
     def _selected_key(self) -> str | None:
         if not self.row_count:
@@ -148,7 +289,9 @@ class ContainerList(DataTable[Text | str]):
 
     @property
     def selected_id(self) -> str | None:
-        return self._selected_key()
+        """The selected container's id; None on a project row."""
+        key = self._selected_key()
+        return None if key is None or key.startswith(GROUP_PREFIX) else key
 
 
 class MountTable(DataTable[Text | str]):

@@ -1,0 +1,157 @@
+"""The container list grouped by compose project, and the top bar naming the engine, on the private daemon.
+
+Containers carry the labels docker-compose 1.29.2 writes (tests/engine/test_compose_engine.py checks those against
+the real tool), so a project is two containers here and a third container stands alone.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from rich.text import Text
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
+
+from harness import ContainerFactory, Engine, SocketServers
+from socktui.session import Options, make_session
+from socktui.ui.app import SocktuiApp, engine_label
+from socktui.ui.widgets import GROUP_PREFIX, ContainerList, MountInfo
+
+pytestmark = pytest.mark.engine
+
+TRAP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
+T = TypeVar("T")
+
+
+@pytest.fixture
+def d() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="st-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+async def until(pilot: Pilot[Any], predicate: Callable[[], T], what: str, timeout: float = 15.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def compose_labels(project: str, service: str, where: Path) -> dict[str, str]:
+    return {
+        "com.docker.compose.project": project,
+        "com.docker.compose.service": service,
+        "com.docker.compose.version": "1.29.2",
+        "com.docker.compose.project.working_dir": str(where),
+        "com.docker.compose.project.config_files": "docker-compose.yml",
+        "com.docker.compose.container-number": "1",
+        "com.docker.compose.oneoff": "False",
+    }
+
+
+def row_keys(table: ContainerList) -> list[str]:
+    return [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)]
+
+
+def cell(table: ContainerList, key: str, column: str) -> str:
+    value = table.get_cell(key, column)
+    return value.plain if isinstance(value, Text) else str(value)
+
+
+async def move_to(pilot: Pilot[Any], table: ContainerList, key: str) -> None:
+    target = table.get_row_index(key)
+    press = "down" if target > table.cursor_row else "up"
+    for _ in range(abs(target - table.cursor_row)):
+        await pilot.press(press)
+    await until(pilot, lambda: table.cursor_row == target, f"the cursor on {key}")
+
+
+async def test_containers_are_grouped_by_project_with_its_worst_verdict_and_fold(
+    engine: Engine, containers: ContainerFactory, sockserver: SocketServers, d: Path
+) -> None:
+    project = f"st{uuid.uuid4().hex[:8]}"
+    (d / "x.sock").write_text("not a socket\n")
+    server = sockserver.start(d / "db.sock")
+    web = containers.run(
+        name=f"{project}_web_1",
+        command=TRAP,
+        binds=[f"{d / 'x.sock'}:/run/x.sock"],
+        labels=compose_labels(project, "web", d),
+    )
+    db = containers.run(
+        name=f"{project}_db_1",
+        command=TRAP,
+        binds=[f"{server.path}:/run/db.sock"],
+        labels=compose_labels(project, "db", d),
+    )
+    lone = containers.run(name=f"{project}-lone", command=TRAP, binds=[f"{server.path}:/run/db.sock"])
+
+    app = SocktuiApp(make_session(Options(host=engine.host)), live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.query_one(ContainerList)
+        group = GROUP_PREFIX + project
+        await until(pilot, lambda: app.report is not None and group in table.rows and web in table.rows, "the list")
+
+        # The project row carries its worst verdict; its containers follow it, worst first; the lone one is apart.
+        keys = row_keys(table)
+        assert keys.index(group) + 1 == keys.index(web) and keys.index(web) + 1 == keys.index(db), keys
+        assert cell(table, group, "verdict").strip() == "not-socket"
+        assert cell(table, group, "name").startswith(f"▾ {project} (2)")
+        assert cell(table, web, "name").startswith(f"  {project}_web_1 web")
+        assert cell(table, lone, "verdict").strip() == "live"
+        assert keys.index(lone) > keys.index(db), "a healthy lone container sorts after the project with a problem"
+
+        # On the project row: its summary, with the compose that made it.
+        await move_to(pilot, table, group)
+        info = str(app.query_one(MountInfo).content)
+        assert f"compose project {project}" in info and "docker-compose in" in info and "-f " in info
+
+        # Enter folds it (its containers leave the list), and unfolds it again.
+        await pilot.press("enter")
+        await until(pilot, lambda: web not in table.rows and db not in table.rows, "the project folded")
+        assert cell(table, group, "name").startswith(f"▸ {project} (2)")
+        assert table.cursor_row == table.get_row_index(group)
+        await pilot.press("enter")
+        await until(pilot, lambda: web in table.rows and db in table.rows, "the project unfolded")
+
+        # `/` still filters: by service name, the project keeps only the match; by project, all of it.
+        await pilot.press("slash")
+        await pilot.press(*"_db_")
+        await until(pilot, lambda: web not in table.rows and db in table.rows and lone not in table.rows, "filtered")
+        assert cell(table, group, "name").startswith(f"▾ {project} (1)")
+        app.query_one("#filter", Input).value = project
+        await until(pilot, lambda: web in table.rows and db in table.rows and lone in table.rows, "all again")
+        await pilot.press("escape")
+
+        # The top bar names the product and its version, and fits in 80 columns.
+        bar = str(app.query_one("#topbar", Static).content)
+        assert "Docker " in bar and len(bar) <= 80, bar
+
+
+def test_engine_label_keeps_product_version_and_context_and_shortens_the_endpoint() -> None:
+    from socktui.model import EngineInfo, Product
+
+    info = EngineInfo(
+        endpoint="unix:///tmp/socktui-podman-abcdefgh/podman.sock",
+        local=True,
+        version="4.3.1",
+        product=Product.PODMAN,
+        context="prod",
+    )
+    assert engine_label(info, 80) == "Podman 4.3.1 /tmp/socktui-podman-abcdefgh/podman.sock · context prod"
+    short = engine_label(info, 40)
+    assert len(short) <= 40 and short.startswith("Podman 4.3.1 …") and short.endswith("podman.sock · context prod")
+    assert engine_label(info, 20) == "Podman 4.3.1 · context prod"
