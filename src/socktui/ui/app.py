@@ -709,7 +709,7 @@ def engine_label(engine: EngineInfo, room: int) -> str:
     The product, its version and the context name always show; the endpoint gives way, keeping its end (the
     socket's name, or host:port), since that is what tells endpoints apart.
     """
-    head = f"{engine.product.display} {engine.version.split('+')[0] or '?'}"
+    head = f"{engine.product.display} {printable(engine.version.split('+')[0]) or '?'}"
     context = f" · context {printable(engine.context)}" if engine.context else ""
     where = printable(engine.endpoint.removeprefix("unix://"))
     space = room - len(head) - len(context) - 1
