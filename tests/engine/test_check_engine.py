@@ -550,3 +550,24 @@ def test_eaddrinuse_is_what_a_directory_gives(d: Path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s, pytest.raises(OSError) as err:
         s.bind(str(d / "app.sock"))
     assert err.value.errno == errno.EADDRINUSE
+
+
+def test_the_engine_is_asked_what_it_is_once(engine: Engine) -> None:
+    """Docker: ``/_ping`` then its quick ``/version`` (rootless, Desktop); Podman: ``/_ping`` alone. Never ``/info``."""
+    import requests
+
+    eng = SocktuiEngine.from_options(host=engine.host)
+    asked: list[str] = []
+    real_send = requests.Session.send
+
+    def counting(session: requests.Session, request: requests.PreparedRequest, **kw: Any) -> requests.Response:
+        asked.append(str(request.path_url))
+        return real_send(session, request, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(requests.Session, "send", counting)
+        info = eng.info()
+        eng.list_containers()
+    assert info.product.value == engine.product
+    expected = ["/_ping"] if engine.product == "podman" else ["/_ping", "/version"]
+    assert [p for p in asked if p.endswith(("/_ping", "/version", "/info"))] == expected

@@ -97,8 +97,9 @@ def test_podmans_rootful_socket_is_found_when_nothing_else_is_there(podman_engin
     assert info.source.startswith("Podman's socket")
 
 
-def test_one_version_request_and_no_info(podman_engine: Engine) -> None:
-    """The engine is asked once: /version gives the API version to speak, the product and its version."""
+def test_one_ping_and_no_version_or_info(podman_engine: Engine) -> None:
+    """Podman is asked once, ``/_ping`` (milliseconds; its ``/version`` and ``/info`` take up to a second each): its
+    headers give the API version to speak, the product and its version."""
     eng = SocktuiEngine.from_options(host=podman_engine.host)
     asked: list[str] = []
     real_send = __import__("requests").Session.send
@@ -111,8 +112,9 @@ def test_one_version_request_and_no_info(podman_engine: Engine) -> None:
         mp.setattr("requests.Session.send", counting)
         info = eng.info()
         eng.list_containers()
-    assert info.product is Product.PODMAN and info.api_version
-    assert [p for p in asked if p.endswith(("/version", "/info"))] == ["/version"]
+    assert info.product is Product.PODMAN and info.api_version == "1.41"
+    assert info.version == podman_engine.client.version()["Version"]
+    assert [p for p in asked if p.endswith(("/_ping", "/version", "/info"))] == ["/_ping"]
 
 
 def test_a_missing_source_on_podman_stays_missing_and_start_fails(

@@ -259,9 +259,10 @@ def test_check_negotiates_a_very_old_or_very_new_api_version(d: Path, api: str) 
     assert doc["engine"]["version"] == f"fake-{api}"
     [c] = doc["containers"]
     assert c["name"] == "fake" and c["mounts"][0]["verdict"] == "not-socket"
-    # docker-py asked the engine its version once, unversioned, then spoke exactly that version.
-    assert world.requests[0] == "/version"
-    assert world.requests[1:] and all(p.startswith(f"/v{api}/") for p in world.requests[1:]), world.requests
+    # socktui asked the engine what it is once (its ping, then its version: it is not Podman), unversioned, then
+    # spoke exactly that version.
+    assert world.requests[:2] == ["/_ping", "/version"]
+    assert world.requests[2:] and all(p.startswith(f"/v{api}/") for p in world.requests[2:]), world.requests
 
 
 def test_check_against_an_engine_older_than_api_1_24_says_so(d: Path) -> None:

@@ -648,7 +648,8 @@ def test_stop_interrupts_the_backoff_and_a_stop_before_run_returns_at_once() -> 
 
 
 class FakeDaemon:
-    """Just enough of the Engine API for docker-py's ``events()``: /version and a chunked /events that stays open."""
+    """Just enough of the Engine API for docker-py's ``events()``: /_ping, /version and a chunked /events that stays
+    open."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -667,6 +668,14 @@ class FakeDaemon:
                 pass
 
             def do_GET(self) -> None:
+                if self.path.endswith("/_ping"):  # what socktui asks first: a Docker ping, so /version follows
+                    self.send_response(200)
+                    self.send_header("Api-Version", "1.41")
+                    self.send_header("Server", "Docker/20.10 (linux)")
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"OK")
+                    return
                 if self.path.endswith("/version"):
                     body = json.dumps({"ApiVersion": "1.41", "MinAPIVersion": "1.12", "Version": "20.10"}).encode()
                     self.send_response(200)
