@@ -170,13 +170,15 @@ def build_static(source: Path | str, name: str | None = None) -> Path:
 def listening_pids(socket_path: Path) -> list[int]:
     """Pids holding a listening unix socket bound at ``socket_path`` (what ``ss -xlpn`` shows)."""
     inodes: set[str] = set()
-    with open("/proc/net/unix") as f:
+    wanted = os.fsencode(socket_path)
+    # Bytes: other tests bind sockets whose names are not UTF-8.
+    with open("/proc/net/unix", "rb") as f:
         next(f)
         for line in f:
             fields = line.split(None, 7)
             # Flags 00010000 is __SO_ACCEPTCON: a listener.
-            if len(fields) == 8 and fields[7].strip() == str(socket_path) and int(fields[3], 16) & 0x10000:
-                inodes.add(fields[6])
+            if len(fields) == 8 and fields[7].strip() == wanted and int(fields[3], 16) & 0x10000:
+                inodes.add(fields[6].decode())
     found: list[int] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
