@@ -13,7 +13,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := check
-.PHONY: run test lint check format screenshots bench clean distclean lock
+.PHONY: run demo test lint check format screenshots bench clean distclean lock
 
 # Every tool and library the tests ran with, pinned (pip-compile output): a clean clone installs exactly these.
 LOCK   := requirements-dev.txt
@@ -34,6 +34,10 @@ lock:
 
 run: $(STAMP)
 	$(BIN)/socktui $(ARGS)
+
+# A private dockerd with one broken socket of every kind; everything is removed on exit. Needs root.
+demo: $(STAMP)
+	$(BIN)/socktui demo
 
 test: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)

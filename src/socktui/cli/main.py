@@ -11,6 +11,7 @@ from typing import Any
 from .. import __version__
 from ..engine import EngineError
 from .check import EXIT_CANNOT_CHECK, add_check_parser, run_check
+from .demo import add_demo_parser, run_demo
 from .fix import add_fix_parser, run_fix
 
 
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_check_parser(commands, common)
     add_fix_parser(commands, common)
+    add_demo_parser(commands, common)
     return parser
 
 
@@ -73,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_check(args)
         if args.command == "fix":
             return run_fix(args)
+        if args.command == "demo":
+            return run_demo(args)
         return run_tui(args)
     except EngineError as exc:
         print(f"socktui: {exc}", file=sys.stderr)
