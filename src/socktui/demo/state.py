@@ -63,10 +63,13 @@ class DemoPaths:
 
 
 def start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22), None when it is gone."""
+    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22); None when it is gone,
+    or dead and not yet reaped (a zombie runs nothing: an init that reaps slowly must not make it look alive)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             after_name = f.read().rsplit(b")", 1)[1].split()
+        if after_name[0] in (b"Z", b"X"):
+            return None
         return int(after_name[19])
     except (OSError, IndexError, ValueError):
         return None

@@ -77,20 +77,18 @@ class DemoApp(SocktuiApp):
         self.lab = lab
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # Textual runs SocktuiApp.on_mount too (handlers are called along the class hierarchy): no super() here.
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.exit)
         self.log_line(
-            f"demo: a private dockerd at {self.lab.paths.socket}, {len(self.lab.stories)} containers, one per way a "
-            "shared socket breaks; x kills a server, s starts or restarts it, b starts a container before its server; "
-            "f fixes for real; q removes everything",
+            f"demo: {len(self.lab.stories)} containers on a private dockerd, one per way a shared socket breaks. "
+            "x kills a server, s (re)starts it, b starts a container first; f fixes for real; q removes it all",
             style="bold",
         )
 
     def on_unmount(self) -> None:
-        super().on_unmount()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -101,7 +99,8 @@ class DemoApp(SocktuiApp):
         bar = self.query_one("#topbar", Static)
         content = bar.content
         if isinstance(content, Text):
-            bar.update(Text.assemble(content, ("  DEMO", "bold reverse")))
+            # First, so that a narrow terminal, which cuts the bar's end, still shows it.
+            bar.update(Text.assemble(("DEMO", "bold reverse"), " ", content))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
