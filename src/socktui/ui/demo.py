@@ -63,9 +63,9 @@ class DemoHelpScreen(HelpScreen):
         for c in DEMO_COMMANDS:
             text.append(f"  {c.key:<10}", style="bold")
             text.append(f"{c.help.removeprefix('Demo: ')}\n")
-        text.append("\nEverything the demo made is removed when it ends (q, Ctrl+C, or if it is killed).\n")
+        text.append("  Everything the demo made is removed when it ends (q, Ctrl+C, or if it is killed).\n")
         body = self.query_one("#help-body")
-        body.mount(Static(text), before=body.children[-1] if body.children else None)
+        body.mount(Static(text), before=body.children[0] if body.children else None)  # first: what only the demo has
 
 
 class DemoApp(SocktuiApp):
