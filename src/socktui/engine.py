@@ -351,7 +351,8 @@ def _bind_matches(bind: str, destination: str) -> bool:
 
 def container_from_list(raw: Mapping[str, Any], product: Product = Product.DOCKER) -> ContainerSpec:
     names = raw.get("Names") or []
-    name = str(names[0]).lstrip("/") if names else str(raw.get("Id", ""))[:12]
+    # Docker spells names with a leading "/"; without names the short id stands in, and is never "/" either.
+    name = (str(names[0]) if names else str(raw.get("Id", ""))[:12]).lstrip("/")
     labels = raw.get("Labels") or {}
     return ContainerSpec(
         id=str(raw.get("Id", "")),

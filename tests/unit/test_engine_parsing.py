@@ -208,3 +208,9 @@ def test_parse_time(value: str, expected: datetime) -> None:
 @pytest.mark.parametrize("value", [None, "", "0001-01-01T00:00:00Z", "not a time", "2024-13-45T99:99:99Z"])
 def test_parse_time_of_zero_or_junk_is_none(value: str | None) -> None:
     assert _parse_time(value) is None
+
+
+def test_a_nameless_container_whose_id_starts_with_a_slash_gets_no_leading_slash() -> None:
+    # Found by hypothesis: the short id stands in for a missing name, and must follow the same rule as names.
+    assert container_from_list({"Id": "/", "Names": None}).name == ""
+    assert container_from_list({"Id": "//abc"}).name == "abc"
