@@ -160,7 +160,9 @@ def test_the_table_agrees_with_ss(short_dir: Path) -> None:
     paths = [short_dir / f"s{i}.sock" for i in range(3)]
     socks = [bound(p, backlog=5 + i) for i, p in enumerate(paths)]
     try:
-        out = subprocess.run(["ss", "-xlpnH"], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(["ss", "-xlpnH"], capture_output=True, check=True).stdout.decode(
+            "utf-8", "surrogateescape"
+        )
         truth = {}
         for line in out.splitlines():
             fields = line.split()
