@@ -5,10 +5,9 @@ What is measured, precisely:
 * ``t0`` is ``time.monotonic()`` taken just before the syscall or API call that changes the world: in the socket
   farm process right before ``bind()``/``unlink()``, here right before ``os.kill(pid, SIGKILL)`` or before docker-py
   sends ``POST /containers/<id>/start`` / ``/stop``.
-* **state**: the moment the app's UI thread has *applied* the update that shows the new verdict: the bench app
-  subclasses ``SocktuiApp`` and wraps ``on_containers_updated`` / ``on_report_ready``; after the original handler
-  (which stores ``app.report`` and updates the widgets) it tests the expected verdict against ``app.report`` and
-  takes ``time.monotonic()``.
+* **state**: the moment the app's UI thread has *applied* the Monitor's update that shows the new verdict: right
+  after Textual handled the ``Updated`` message (its ``message_signal``), the expected verdict is tested against
+  ``app.report`` and ``time.monotonic()`` taken. The app is the real ``SocktuiApp``, not a subclass.
 * **frame**: the first ``App._display`` call with a compositor update after that (Textual's refresh timer, at most
   1/60 s later, renders the dirty regions; headless, the update is computed and not written anywhere).
 * keys: ``t0`` right before the key event is handed to the driver, end when ``ContainerList.cursor_row`` changed
@@ -34,11 +33,11 @@ from common import Farm, Reaper, log
 from textual import events
 from textual.message import Message
 
-import socktui.ui.app as socktui_app_module
 from harness import SocketServer
 from socktui.model import CheckReport, ContainerReport, MountReport, Verdict
 from socktui.session import Options, make_session
 from socktui.ui.app import SocktuiApp
+from socktui.ui.messages import Updated
 from socktui.ui.widgets import ContainerList
 
 TRAP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
@@ -53,43 +52,60 @@ class Waiter:
     state_wall: float = math.nan
 
 
-class BenchApp(SocktuiApp):
-    """SocktuiApp plus hooks that note when an expected verdict is applied and when the next frame is rendered."""
+class BenchApp:
+    """The real ``SocktuiApp`` (not a subclass) with instruments: when an expected verdict is applied, and the next
+    frame. Attribute access falls through to the app, so the steps below read ``app.report`` as usual.
 
-    # Textual resolves a relative CSS_PATH against the module defining the class: point at the app's own.
-    CSS_PATH = str(Path(socktui_app_module.__file__).with_name(SocktuiApp.CSS_PATH))  # type: ignore[arg-type]
+    * *state*: Textual publishes ``message_signal`` right after a message was handled; after each ``Updated`` the
+      waiters' predicates are tested against ``app.report``.
+    * *frame*: the instance's ``_display`` is wrapped: the first call with a compositor update after *state*.
+    * handler time: from ``run_test``'s ``message_hook`` (called just before a message is handled) to the signal.
+    """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, app: SocktuiApp) -> None:
+        self.app = app
         self.waiters: list[Waiter] = []
         self.updates = 0
-        self.handler_ms: list[float] = []  # time spent in the original on_containers_updated, per message
+        self.handler_ms: list[float] = []  # time the UI thread spends applying one Update
+        self._began: float | None = None
+        real_display = app._display
+
+        def display(screen: Any, renderable: Any) -> None:
+            real_display(screen, renderable)
+            if renderable is not None:
+                self._frame()
+
+        app._display = display  # type: ignore[method-assign]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+    def hook(self, message: Message) -> None:
+        """``run_test(message_hook=...)``: a message is about to be handled."""
+        if isinstance(message, Updated):
+            self._began = time.perf_counter()
+
+    def subscribe(self) -> None:
+        self.app.message_signal.subscribe(self.app, self._handled, immediate=True)
+
+    def _handled(self, message: Message) -> None:
+        if not isinstance(message, Updated):
+            return
+        if self._began is not None:
+            self.handler_ms.append((time.perf_counter() - self._began) * 1000)
+            self._began = None
+        self.updates += 1
+        self._check_waiters()
 
     def _check_waiters(self) -> None:
         now = time.monotonic()
         wall = time.time()
         for w in self.waiters:
-            if not w.state.done() and w.predicate(self.report):
+            if not w.state.done() and w.predicate(self.app.report):
                 w.state_wall = wall
                 w.state.set_result(now)
 
-    def on_containers_updated(self, message: Message) -> None:
-        began = time.perf_counter()
-        SocktuiApp.on_containers_updated(self, message)  # type: ignore[arg-type]
-        self.handler_ms.append((time.perf_counter() - began) * 1000)
-        self.updates += 1
-        self._check_waiters()
-        message.prevent_default()  # the original handler ran already: Textual must not call it again
-
-    def on_report_ready(self, message: Message) -> None:
-        SocktuiApp.on_report_ready(self, message)  # type: ignore[arg-type]
-        self._check_waiters()
-        message.prevent_default()
-
-    def _display(self, screen: Any, renderable: Any) -> None:
-        super()._display(screen, renderable)
-        if renderable is None:
-            return
+    def _frame(self) -> None:
         now = time.monotonic()
         for w in self.waiters:
             if w.state.done() and not w.frame.done():
@@ -335,21 +351,23 @@ async def run_live(
     bursts: int,
 ) -> LiveResults:
     results = LiveResults(n=n, extra_containers=len(fixtures.ids))
-    app = BenchApp(make_session(Options(host=host)))
+    app = BenchApp(SocktuiApp(make_session(Options(host=host))))
     expected_total = n + len(fixtures.ids)
     bench_events = EventLog(host)
     client = fixtures.client
     try:
         started = time.monotonic()
-        async with app.run_test(size=(200, 50)) as pilot:
+        async with app.app.run_test(size=(200, 50), message_hook=app.hook) as pilot:
+            app.subscribe()
             await until(
                 lambda: app.report is not None and len(app.report.containers) == expected_total,
                 120,
                 f"the first report with {expected_total} containers",
             )
             results.ready_s = time.monotonic() - started
+            monitor = app.app.monitor
             await until(
-                lambda: app.live_started and app.dir_watcher is not None and bool(app.dir_watcher.watched), 30, "live"
+                lambda: monitor.armed and monitor.sources is not None and bool(monitor.sources.dirs.watched), 30, "live"
             )
             await asyncio.sleep(1.0)  # let the watchers open their inotify watches and the re-prober its baseline
             log(f"  live app ready in {results.ready_s:.1f} s ({expected_total} containers)")
@@ -369,7 +387,7 @@ async def run_live(
                     results.notes.append(f"{label} stopped early: {type(exc).__name__}: {exc}")
                     log(f"  {label} stopped early: {type(exc).__name__}: {exc}")
             results.handler_ms = list(app.handler_ms)
-            app.exit()
+            app.app.exit()
     finally:
         bench_events.close()
     return results

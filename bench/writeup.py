@@ -181,8 +181,9 @@ def write_report(raw: dict[str, Any], out: Path) -> None:
     add("## 3. Reaction time: from the syscall to the screen")
     add("")
     add(
-        "The real app runs headless in the bench process: `BenchApp(make_session(Options(host=...))).run_test("
-        "size=(200, 50))`, where `BenchApp` subclasses `SocktuiApp` only to add timestamps (`bench/live.py`):"
+        "The real app runs headless in the bench process: `SocktuiApp(make_session(Options(host=...))).run_test("
+        "size=(200, 50))`, instrumented without a subclass (`bench/live.py` `BenchApp`: Textual's message hook and "
+        "`message_signal` around each Monitor `Updated` message, and the instance's `_display`):"
     )
     add("")
     add(
@@ -191,8 +192,8 @@ def write_report(raw: dict[str, Any], out: Path) -> None:
         "before docker-py sends `POST /containers/<id>/start` or `/stop`."
     )
     add(
-        "* **state** = when the UI thread has applied the update showing the expected verdict: after the original "
-        "`on_containers_updated` (or `on_report_ready`) returned, the expected verdict is tested on `app.report`."
+        "* **state** = when the UI thread has applied the Monitor's update showing the expected verdict: right after "
+        "the app handled the `Updated` message, the expected verdict is tested on `app.report`."
     )
     add(
         "* **frame** = the first `App._display` call with a compositor update after *state* (the refresh that paints "
@@ -245,7 +246,7 @@ def write_report(raw: dict[str, Any], out: Path) -> None:
             handler.append(f"N={n}: median {ms(h.median)}, p95 {ms(h.p95)}, max {ms(h.max)} ({h.n} messages)")
     if handler:
         add(
-            "Time the UI thread spends in the app's own `on_containers_updated` per message (all messages of the "
+            "Time the UI thread spends applying one Monitor `Updated` message (all messages of the "
             "session, bursts included): " + "; ".join(handler) + "."
         )
         add("")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from .engine import Engine
@@ -17,6 +17,7 @@ from .model import (
     ContainerSpec,
     EngineInfo,
     Kind,
+    Listener,
     Liveness,
     MountReport,
     MountSpec,
@@ -127,19 +128,28 @@ class Look:
         self.pending: list[tuple[ContainerSpec, list[MountObservation | MountReport]]] = []
         self.mapped: dict[str, list[tuple[int, str]]] = {}  # host source -> (pid, destination) of running ones
 
-    def add(self, container: ContainerSpec) -> None:
+    def add(self, container: ContainerSpec, keep: Mapping[str, MountReport] | None = None) -> None:
+        """Observe a container's mounts; those in ``keep`` (by destination) are carried over as they were decided.
+
+        ``keep`` is how a live recheck looks again at only the mounts that changed."""
         info, cache, expected = self.info, self.cache, self.expected
+        keep = keep or {}
         if self.deadline is not None and time.monotonic() > self.deadline:
-            self.pending.append((container, [_late(m) for m in container.mounts]))
+            self.pending.append((container, [keep.get(m.destination) or _late(m) for m in container.mounts]))
             return
-        roles = [mount_role(m, info, cache, expected, self.memory) for m in container.mounts]
+        roles = [
+            None if m.destination in keep else mount_role(m, info, cache, expected, self.memory)
+            for m in container.mounts
+        ]
         items: list[MountObservation | MountReport] = []
-        if any(r is not Role.OTHER for r in roles):
+        if any(r is not None and r is not Role.OTHER for r in roles):
             look = ContainerLook(container)
             try:
                 creds = look.creds()
                 for mount, role in zip(container.mounts, roles, strict=True):
-                    if role is Role.OTHER:
+                    if role is None:
+                        items.append(keep[mount.destination])
+                    elif role is Role.OTHER:
                         items.append(MountReport(mount=mount, role=role, verdict=None, reason=""))
                     else:
                         if role is Role.SOCKET_DIR and self.memory is not None:
@@ -160,11 +170,20 @@ class Look:
             finally:
                 look.close()
         else:
-            items = [MountReport(mount=m, role=Role.OTHER, verdict=None, reason="") for m in container.mounts]
+            items = [
+                keep.get(m.destination) or MountReport(mount=m, role=Role.OTHER, verdict=None, reason="")
+                for m in container.mounts
+            ]
+        self.know(container)
+        self.pending.append((container, items))
+
+    def know(self, container: ContainerSpec) -> None:
+        """Where a running container mounts what: a server inside it binds under its own paths, in its namespace."""
         if container.running and container.pid:
             for m in container.mounts:
-                self.mapped.setdefault(m.source.rstrip("/"), []).append((container.pid, m.destination.rstrip("/")))
-        self.pending.append((container, items))
+                mapped = self.mapped.setdefault(m.source.rstrip("/"), [])
+                if (container.pid, m.destination.rstrip("/")) not in mapped:
+                    mapped.append((container.pid, m.destination.rstrip("/")))
 
     def _elsewhere(self, *paths: str) -> Iterator[tuple[int, str]]:
         """(pid, path inside) of every running container that mounts one of these host paths or a directory above."""
@@ -232,20 +251,30 @@ def diagnose_containers(
     *,
     connect: bool = False,
     memory: SocketMemory | None = None,
+    keep: Mapping[str, Mapping[str, MountReport]] | None = None,
+    others: Iterable[ContainerSpec] = (),
+    known: Mapping[int, Listener] | None = None,
 ) -> list[ContainerReport]:
     """Observe and decide for containers that are already listed (and inspected where needed).
 
     ``memory`` (a session's) remembers which shared directories held sockets, so one that lost them keeps its role.
+    For a live recheck: ``keep`` carries over, per container id, the mounts (by destination) that did not change;
+    ``others`` are the rest of the containers, whose namespaces may hold a listener; ``known`` maps socket inodes to
+    listeners already named, so a socket seen again is named without a ``/proc/*/fd`` scan.
     """
     containers = list(containers)
+    keep = keep or {}
+    names = {c.id: c.name for c in (*others, *containers)}
     deadline = time.monotonic() + LOOK_DEADLINE_SECONDS
-    look = Look(
-        info, {c.id: c.name for c in containers}, expected, cache, connect=connect, deadline=deadline, memory=memory
-    )
+    look = Look(info, names, expected, cache, connect=connect, deadline=deadline, memory=memory)
+    for other in others:
+        look.know(other)
+    for inode, listener in (known or {}).items():
+        look.listeners.remember(inode, listener)
     for container in containers:
         if cancel is not None and cancel.is_set():
             raise Cancelled
-        look.add(container)
+        look.add(container, keep.get(container.id))
     return look.finish()
 
 

@@ -240,6 +240,11 @@ class ListenerIndex:
             by_name=found.by_name,
         )
 
+    def remember(self, socket_inode: int, listener: Listener) -> None:
+        """A listener named by an earlier look: found again by its socket's inode, without scanning ``/proc``."""
+        self._pid_for[socket_inode] = listener.pid
+        self._listeners.setdefault(listener.pid, listener)
+
     def resolve(self) -> None:
         missing = self._wanted - set(self._pid_for)
         self._pid_for.update(pids_by_socket_inode(missing))

@@ -1,7 +1,8 @@
 """A live session: the engine, the options, and the latest report, updated piecemeal as things change.
 
 The TUI is given one of these (``make_session``), the same way the CLI builds one, so the screen and
-``socktui check`` always come from the same code. Every method here may block: callers run them in threads.
+``socktui check`` always come from the same code. Every method here may block: the TUI's
+:class:`socktui.live.Monitor` calls them on its own thread, the only one that ever changes a Session.
 """
 
 from __future__ import annotations
@@ -10,14 +11,24 @@ import posixpath
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .compose import Flavour, compose_of
 from .diagnose import diagnose, diagnose_containers
 from .engine import Engine
-from .model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, MountReport, Product, Role, Verdict
+from .model import (
+    CheckReport,
+    ContainerReport,
+    ContainerSpec,
+    EngineInfo,
+    Listener,
+    MountReport,
+    Product,
+    Role,
+    Verdict,
+)
 from .observe import SocketMemory
 from .verdict import short_command
 
@@ -38,39 +49,40 @@ class Change:
     container: str
     text: str
     verdict: Verdict | None = None
+    loud: bool = False  # shown in bold: the engine went away, a source stopped, a watcher degraded
+
+
+INTEREST = ("paths", "dirs", "pids", "live")
 
 
 @dataclass
 class Session:
+    """The latest report of every container, and what follows from it: totals and what the live sources watch.
+
+    Single writer: only one thread changes a Session (the :class:`socktui.live.Monitor`'s, or a CLI's), so it needs no
+    lock, no ordering tickets and no tombstones. Readers on other threads get immutable snapshots through the
+    Monitor's updates, never the Session itself.
+    """
+
     engine: Engine
     options: Options
     info: EngineInfo | None = None
     specs: dict[str, ContainerSpec] = field(default_factory=dict)
     reports: dict[str, ContainerReport] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    # Rechecks run concurrently. Each takes a number when it *starts*, and a result is kept only if no recheck that
-    # started later has already stored one; a destroyed container's id never comes back, so it is remembered.
-    _seq: int = 0
-    _stored_seq: dict[str, int] = field(default_factory=dict)
-    _removed: set[str] = field(default_factory=set)
-    # Running totals and interest sets, kept per container so one change costs one container, not N.
-    _contrib: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _sets: dict[str, Counter[Any]] = field(
-        default_factory=lambda: {k: Counter() for k in ("paths", "dirs", "pids", "live")}
-    )
-    _versions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("paths", "dirs", "pids", "live"), 0))
     notes: tuple[str, ...] = ()  # about the last full look (say, that the kernel has no unix_diag)
-    # Which shared directories held sockets: one that loses them stays a socket-dir (missing), not "no socket mounts".
+    # Which shared directories held sockets: one that loses them stays a socket-dir (missing), not "no socket mounts",
+    # and so stays watched: the row follows a server that restarts.
     memory: SocketMemory = field(default_factory=SocketMemory)
+    # Running totals, interest sets and indexes, kept per container so one change costs one container, not N.
+    _contrib: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _sets: dict[str, Counter[Any]] = field(default_factory=lambda: {k: Counter() for k in INTEREST})
+    _versions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(INTEREST, 0))
+    _by_source: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # source -> (container, destination)
+    _by_pid: dict[int, set[tuple[str, str]]] = field(default_factory=dict)  # listener pid -> (container, destination)
     _mounts: int = 0
     _problems: int = 0
     _worst: Counter[Verdict] = field(default_factory=Counter)
-
-    def _ticket(self) -> int:
-        with self.lock:
-            self._seq += 1
-            return self._seq
 
     # ------------------------------------------------------------------ whole look
     def full_check(
@@ -78,129 +90,138 @@ class Session:
         cancel: threading.Event | None = None,
         on_listed: Callable[[EngineInfo, list[ContainerSpec]], None] | None = None,
     ) -> CheckReport:
-        ticket = self._ticket()
+        """One whole look at the engine; its report replaces every container's."""
         report = diagnose(
             self.engine, expected=self.options.expected, cancel=cancel, on_listed=on_listed, memory=self.memory
         )
-        with self.lock:
-            self.info = report.engine
-            self.notes = report.notes
-            fresh = {r.container.id: r for r in report.containers if r.container.id not in self._removed}
-            # Anything a later recheck stored (a container created meanwhile, a newer state) wins over this look.
-            newer = {cid: r for cid, r in self.reports.items() if self._stored_seq.get(cid, 0) > ticket}
-            fresh.update(newer)
-            for cid in fresh:
-                self._stored_seq[cid] = max(self._stored_seq.get(cid, 0), ticket)
-            for cid in set(self.reports) - set(fresh):
-                self._account(cid, None)
-            for cid, r in fresh.items():
-                if self.reports.get(cid) is not r:
-                    self._account(cid, r)
-            self.reports = fresh
-            self.specs = {cid: r.container for cid, r in fresh.items()}
-            self.order = [r.container.id for r in report.containers if r.container.id in fresh]
-            self.order += [cid for cid in newer if cid not in self.order]
+        self.info = report.engine
+        self.notes = report.notes
+        fresh = {r.container.id: r for r in report.containers}
+        for cid in set(self.reports) - set(fresh):
+            self._account(cid, None)
+        for cid, r in fresh.items():
+            self._account(cid, r)
+        self.reports = fresh
+        self.specs = {cid: r.container for cid, r in fresh.items()}
+        self.order = [r.container.id for r in report.containers]
         return self.snapshot()
 
     def snapshot(self) -> CheckReport:
-        with self.lock:
-            info = self.info or EngineInfo(endpoint=self.engine.endpoint.url, local=self.engine.endpoint.local)
-            return CheckReport(
-                engine=info,
-                containers=tuple(self.reports[i] for i in self.order if i in self.reports),
-                checked_at=time.time(),
-                notes=self.notes,
-            )
+        info = self.info or EngineInfo(endpoint=self.engine.endpoint.url, local=self.engine.endpoint.local)
+        return CheckReport(
+            engine=info,
+            containers=tuple(self.reports[i] for i in self.order if i in self.reports),
+            checked_at=time.time(),
+            notes=self.notes,
+        )
 
     # ------------------------------------------------------------------ piecemeal updates
     def refresh_container(self, container_id: str) -> tuple[ContainerReport | None, list[Change]]:
         """After an engine event: inspect one container (one request) and re-decide it. None when it is gone."""
-        ticket = self._ticket()
-        info = self.info or self.engine.info()
+        if self.info is None:
+            self.info = self.engine.info()
         spec = self.engine.inspect_one(container_id)
         if spec is None:
-            with self.lock:
-                self._removed.add(container_id)
-                old = self.reports.pop(container_id, None)
-                self._account(container_id, None)
-                self.specs.pop(container_id, None)
-                if container_id in self.order:
-                    self.order.remove(container_id)
-            return None, ([Change(old.container.name, f"{old.container.name} removed")] if old else [])
-        [report] = diagnose_containers(info, [spec], self.options.expected, memory=self.memory)
-        return report, self._store([report], ticket)
-
-    def refresh_paths(self, paths: Iterable[str]) -> tuple[list[ContainerReport], list[Change]]:
-        """After filesystem changes: re-decide only the containers whose mounts involve these paths."""
-        ids = self.affected_by(paths)
-        return self.refresh_ids(ids)
+            return None, self.remove(container_id)
+        reports, changes = self.recheck(whole=[spec])
+        return reports[0], changes
 
     def refresh_ids(self, ids: Iterable[str]) -> tuple[list[ContainerReport], list[Change]]:
-        ticket = self._ticket()
+        """Look again at these containers as the engine last described them (no inspect)."""
+        return self.recheck(whole=[self.specs[cid] for cid in ids if cid in self.specs])
+
+    def remove(self, container_id: str) -> list[Change]:
+        """A container that is gone. Its id never comes back (the engine makes a new one for a new container)."""
+        old = self.reports.pop(container_id, None)
+        self._account(container_id, None)
+        self.specs.pop(container_id, None)
+        if container_id in self.order:
+            self.order.remove(container_id)
+        return [Change(old.container.name, f"{old.container.name} removed")] if old else []
+
+    def recheck(
+        self,
+        whole: Iterable[ContainerSpec] = (),
+        mounts: Mapping[str, Collection[str]] | None = None,
+    ) -> tuple[list[ContainerReport], list[Change]]:
+        """Look again at whole containers (new specs, after an engine event) and at single mounts of others.
+
+        ``mounts`` maps container ids to the destinations that changed; every other mount keeps its verdict, so a
+        socket bound in one directory costs that mount, not its container nor the rest of the host.
+        """
         info = self.info
         if info is None:
             return [], []
-        with self.lock:
-            specs = [self.specs[i] for i in ids if i in self.specs]
+        specs = {spec.id: spec for spec in whole}
+        keep: dict[str, dict[str, MountReport]] = {}
+        known: dict[int, Listener] = {}
+        for cid, destinations in (mounts or {}).items():
+            if cid in specs or cid not in self.reports:
+                continue
+            old = self.reports[cid]
+            wanted = set(destinations)
+            keep[cid] = {m.mount.destination: m for m in old.mounts if m.mount.destination not in wanted}
+            known.update(_listeners_named(m for m in old.mounts if m.mount.destination in wanted))
+            specs[cid] = self.specs[cid]
         if not specs:
             return [], []
-        reports = diagnose_containers(info, specs, self.options.expected, memory=self.memory)
-        return reports, self._store(reports, ticket)
+        others = [spec for cid, spec in self.specs.items() if cid not in specs]
+        reports = diagnose_containers(
+            info, specs.values(), self.options.expected, keep=keep, others=others, known=known, memory=self.memory
+        )
+        return reports, self._store(reports)
 
-    def _store(self, reports: Sequence[ContainerReport], ticket: int) -> list[Change]:
+    def _store(self, reports: Sequence[ContainerReport]) -> list[Change]:
         changes: list[Change] = []
-        with self.lock:
-            for report in reports:
-                cid = report.container.id
-                if cid in self._removed or self._stored_seq.get(cid, 0) > ticket:
-                    continue  # gone, or a recheck that started later already stored a newer truth
-                self._stored_seq[cid] = ticket
-                old = self.reports.get(cid)
-                changes.extend(describe_changes(old, report))
-                self.reports[cid] = report
-                self._account(cid, report)
-                self.specs[cid] = report.container
-                if cid not in self.order:
-                    self.order.append(cid)
+        for report in reports:
+            cid = report.container.id
+            old = self.reports.get(cid)
+            changes.extend(describe_changes(old, report))
+            self.reports[cid] = report
+            self._account(cid, report)
+            self.specs[cid] = report.container
+            if cid not in self.order:
+                self.order.append(cid)
         return changes
 
-    def affected_by(self, paths: Iterable[str]) -> list[str]:
-        wanted = {posixpath.normpath(p) for p in paths}
-        parents = {posixpath.dirname(p) for p in wanted}
-        with self.lock:
-            reports = list(self.reports.values())
-        ids = []
-        for report in reports:
-            for m in report.socket_mounts:
-                source = posixpath.normpath(m.mount.source)
-                if source in wanted or source in parents:
-                    ids.append(report.container.id)
-                    break
-        return ids
+    # ------------------------------------------------------------------ what a change touches
+    def affected_by(self, paths: Iterable[str]) -> dict[str, set[str]]:
+        """The mounts (container id -> destinations) whose verdict may change when these host paths change: a
+        mount of the path itself, or of the directory that holds it. An index lookup per path, not a scan."""
+        found: dict[str, set[str]] = {}
+        for path in paths:
+            path = posixpath.normpath(path)
+            for source in (path, posixpath.dirname(path)):
+                for cid, destination in self._by_source.get(source, ()):
+                    found.setdefault(cid, set()).add(destination)
+        return found
+
+    def listened_by(self, pid: int) -> dict[str, set[str]]:
+        """The mounts (container id -> destinations) whose socket the process ``pid`` was seen listening on."""
+        found: dict[str, set[str]] = {}
+        for cid, destination in self._by_pid.get(pid, ()):
+            found.setdefault(cid, set()).add(destination)
+        return found
 
     # ------------------------------------------------------------------ what to watch
     def watched_paths(self) -> set[str]:
         """Host paths of every socket-relevant source (the watcher watches their parents)."""
-        with self.lock:
-            return set(self._sets["paths"])
+        return set(self._sets["paths"])
 
     def socket_dirs(self) -> set[str]:
-        with self.lock:
-            return set(self._sets["dirs"]) | set(self.options.watch_dirs)
+        """Directory sources to watch inside: socket directories (an emptied one keeps its role), and ``--watch``."""
+        return set(self._sets["dirs"]) | set(self.options.watch_dirs)
 
     def listener_pids(self) -> set[int]:
-        with self.lock:
-            return {int(p) for p in self._sets["pids"]}
+        return {int(p) for p in self._sets["pids"]}
 
     def live_socket_paths(self) -> dict[str, tuple[int, ...]]:
         """Every host socket file seen, with the pids of the running containers that mount it.
 
         The socket-table re-read watches these for a server that comes or goes without a filesystem event (a
         listener's exit also comes from its pidfd). It costs one table read per network namespace, not a connect."""
-        with self.lock:
-            keys = list(self._sets["live"])
         found: dict[str, set[int]] = {}
-        for path, pid in keys:
+        for path, pid in self._sets["live"]:
             pids = found.setdefault(path, set())
             if pid:
                 pids.add(pid)
@@ -208,21 +229,19 @@ class Session:
 
     def versions(self) -> dict[str, int]:
         """A number per interest set that moves when the set changes: callers skip rebuilding what did not."""
-        with self.lock:
-            return dict(self._versions)
+        return dict(self._versions)
 
     def counts(self) -> tuple[int, int, int, Verdict | None]:
         """Containers, socket mounts, problems and the worst verdict, kept up to date as reports are stored."""
-        with self.lock:
-            worst = max(self._worst, key=lambda v: v.severity, default=None)
-            return len(self.reports), self._mounts, self._problems, worst
+        worst = max(self._worst, key=lambda v: v.severity, default=None)
+        return len(self.reports), self._mounts, self._problems, worst
 
     # ------------------------------------------------------------------ running totals
     def _account(self, cid: str, report: ContainerReport | None) -> None:
-        """Swap one container's contribution to the totals and interest sets (call with the lock held)."""
+        """Swap one container's contribution to the totals, interest sets and indexes."""
         old = self._contrib.pop(cid, None)
         new = _contribution(report, self.info) if report is not None else None
-        for kind in ("paths", "dirs", "pids", "live"):
+        for kind in INTEREST:
             before = old[kind] if old else frozenset()
             after = new[kind] if new else frozenset()
             if before == after:
@@ -239,6 +258,8 @@ class Session:
                 counter[key] += 1
             if changed:
                 self._versions[kind] += 1
+        _reindex(self._by_source, cid, old["sources"] if old else (), new["sources"] if new else ())
+        _reindex(self._by_pid, cid, old["listeners"] if old else (), new["listeners"] if new else ())
         if old:
             self._mounts -= old["mounts"]
             self._problems -= old["problems"]
@@ -254,6 +275,32 @@ class Session:
                 self._worst[new["worst"]] += 1
 
 
+def _reindex(
+    index: dict[Any, set[tuple[str, str]]],
+    cid: str,
+    before: Iterable[tuple[Any, str]],
+    after: Iterable[tuple[Any, str]],
+) -> None:
+    for key, destination in before:
+        entries = index.get(key)
+        if entries is not None:
+            entries.discard((cid, destination))
+            if not entries:
+                del index[key]
+    for key, destination in after:
+        index.setdefault(key, set()).add((cid, destination))
+
+
+def _listeners_named(mounts: Iterable[MountReport]) -> dict[int, Listener]:
+    """Socket inode -> listener, for every socket these mounts saw listened on."""
+    named: dict[int, Listener] = {}
+    for m in mounts:
+        for bound, listener in ((m.bound, m.listener), *((s.bound, s.listener) for s in m.sockets)):
+            if bound is not None and bound.socket_inode is not None and listener is not None:
+                named[bound.socket_inode] = listener
+    return named
+
+
 def _contribution(report: ContainerReport, info: EngineInfo | None) -> dict[str, Any]:
     local = info is None or info.local
     mounts = report.socket_mounts
@@ -261,22 +308,28 @@ def _contribution(report: ContainerReport, info: EngineInfo | None) -> dict[str,
     dirs = frozenset(m.mount.source for m in mounts if m.role is Role.SOCKET_DIR)
     pids: set[int] = set()
     live: set[tuple[str, int]] = set()
+    listeners: set[tuple[int, str]] = set()
     mounter = report.container.pid if report.container.running and report.container.pid else 0
     for m in mounts:
         if m.listener:
             pids.add(m.listener.pid)
+            listeners.add((m.listener.pid, m.mount.destination))
         if m.bound is not None or (m.host_probe is not None and m.host_probe.ok):
             live.add((m.mount.source, mounter))
         for sock in m.sockets:
             if sock.listener:
                 pids.add(sock.listener.pid)
+                listeners.add((sock.listener.pid, m.mount.destination))
             if sock.bound is not None or (sock.host_probe is not None and sock.host_probe.ok):
                 live.add((sock.host_path, mounter))
+    sources = frozenset((posixpath.normpath(m.mount.source), m.mount.destination) for m in mounts if m.mount.source)
     return {
         "paths": paths,
         "dirs": dirs,
         "pids": frozenset(pids),
         "live": frozenset(live),
+        "sources": sources,
+        "listeners": frozenset(listeners),
         "mounts": len(mounts),
         "problems": report.problems,
         "worst": report.worst,

@@ -90,7 +90,7 @@ async def test_engine_stops_mid_session_and_comes_back_with_nothing_lost(d: Path
         async with app.run_test(size=SIZE) as pilot:
             banner = app.query_one("#banner", Static)
             table = app.query_one(ContainerList)
-            await until(pilot, lambda: app.live_started and cid in table.rows, "the first report and live sources")
+            await until(pilot, lambda: app.monitor.armed and cid in table.rows, "the first report and live sources")
             await until(pilot, lambda: "checked" in log_text(app), "the first check in the log")
             before = log_lines(app)
 
@@ -193,8 +193,8 @@ async def test_tui_answers_keys_while_the_engine_never_answers(d: Path) -> None:
         app = SocktuiApp(make_session(Options(host=proxy.url), timeout=3))
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: proxy.accepted >= 1, "the first look to reach the stuck engine")
-            loading = [w for w in app.workers if w.group == "load" and w.state is WorkerState.RUNNING]
-            assert loading, "the first look should be waiting on the engine"
+            loading = [w for w in app.workers if w.group == "monitor" and w.state is WorkerState.RUNNING]
+            assert loading and app.monitor.looks == 0, "the first look should be waiting on the engine"
             # The screen answers while the look waits.
             await pilot.press("question_mark")
             await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help to open")

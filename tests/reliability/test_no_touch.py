@@ -144,7 +144,7 @@ async def test_a_tui_session_and_a_recheck_connect_to_no_listening_server(
             # About a minute of the TUI at rest: 30 rounds of the socket-table re-read, every 2 s.
             await until(
                 pilot,
-                lambda: app.reprober is not None and app.reprober.rounds >= 30,
+                lambda: app.monitor.sources is not None and app.monitor.sources.tables.rounds >= 30,
                 "30 socket-table re-reads",
                 timeout=150,
             )

@@ -29,7 +29,7 @@ from socktui.model import ContainerReport, MountReport, Verdict
 from socktui.session import Options, make_session
 from socktui.ui.app import SocktuiApp
 from socktui.ui.commands import COMMANDS
-from socktui.ui.messages import EngineProblem
+from socktui.ui.messages import Updated
 from socktui.ui.screens import ConnectScreen, FixScreen, HelpScreen
 from socktui.ui.widgets import ContainerList, EventLog, MountInfo, MountTable
 
@@ -98,8 +98,14 @@ def mount_verdict(app: SocktuiApp, cid: str, destination: str) -> Verdict | None
     return next((m.verdict for m in report.mounts if m.mount.destination == destination), None)
 
 
+def watching(app: SocktuiApp, directory: Path) -> bool:
+    """The Monitor's file watcher watches this directory now."""
+    sources = app.monitor.sources
+    return sources is not None and str(directory) in sources.dirs.watched
+
+
 def snapshot_mount(app: SocktuiApp, cid: str, destination: str) -> MountReport | None:
-    for c in app.session.snapshot().containers:
+    for c in app.report.containers if app.report else ():
         if c.container.id == cid:
             return next((m for m in c.mounts if m.mount.destination == destination), None)
     return None
@@ -292,12 +298,7 @@ async def test_a_new_socket_in_a_shared_directory_is_logged_with_its_listener(
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app, cid)
         assert mount_verdict(app, cid, "/shared") is Verdict.OK
-        await until(pilot, lambda: str(d) in app.session.socket_dirs(), "the directory to be watched")
-        await until(
-            pilot,
-            lambda: app.dir_watcher is not None and str(d) in app.dir_watcher.watched,
-            "the watcher to watch the directory",
-        )
+        await until(pilot, lambda: watching(app, d), "the watcher to watch the directory")
         assert "new.sock" not in log_text(app)
 
         server = sockserver.start(d / "new.sock")
@@ -321,7 +322,7 @@ async def test_a_socket_leaving_a_shared_directory_is_logged_by_name(
     app = SocktuiApp(make_session(Options(host=engine.host)))
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app, cid)
-        await until(pilot, lambda: app.dir_watcher is not None and str(d) in app.dir_watcher.watched, "the watcher")
+        await until(pilot, lambda: watching(app, d), "the watcher")
         leaving.stop()  # SIGTERM: the server removes its own socket
         assert not (d / "leaving.sock").exists()
         await until(
@@ -345,7 +346,7 @@ async def test_long_log_lines_wrap_inside_the_log_at_80_columns(
     app = SocktuiApp(make_session(Options(host=engine.host)))
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app, cid)
-        await until(pilot, lambda: app.dir_watcher is not None and str(d) in app.dir_watcher.watched, "the watcher")
+        await until(pilot, lambda: watching(app, d), "the watcher")
         server = sockserver.start(d / "new.sock")
         # "HH:MM:SS <dir>/new.sock bound by pid N <python> <sockserver.py> <path>": longer than the log is wide.
         await until(pilot, lambda: f"bound by pid {server.pid}" in log_text(app), "the bind in the log")
@@ -441,7 +442,7 @@ async def test_engine_banner_shows_while_the_engine_is_away_and_clears_when_it_i
             await until(pilot, lambda: not banner.display, "the banner to clear once the engine answers", timeout=15)
             await until(pilot, lambda: app.report is not None, "a report from the engine")
             await until(pilot, lambda: "engine reachable again" in log_text(app), "the recovery in the log")
-            await until(pilot, lambda: app.live_started, "the live sources to start")
+            await until(pilot, lambda: app.monitor.armed, "the live sources to start")
 
             await asyncio.to_thread(daemon.stop)
             await until(pilot, lambda: banner.display, "the banner once the engine goes away", timeout=15)
@@ -460,8 +461,8 @@ async def test_the_banner_names_the_engine_as_soon_as_it_goes_away() -> None:
     problems: list[str] = []
 
     def hook(message: object) -> None:
-        if isinstance(message, EngineProblem):
-            problems.append(message.message)
+        if isinstance(message, Updated) and message.update.engine_problem:
+            problems.append(message.update.engine_problem)
 
     daemon = PrivateDaemon()
     await asyncio.to_thread(daemon.start)
@@ -469,7 +470,7 @@ async def test_the_banner_names_the_engine_as_soon_as_it_goes_away() -> None:
         endpoint = daemon.host
         app = SocktuiApp(make_session(Options(host=endpoint)))
         async with app.run_test(size=SIZE, message_hook=hook) as pilot:
-            await until(pilot, lambda: app.live_started, "the live sources to start")
+            await until(pilot, lambda: app.monitor.armed, "the live sources to start")
             assert problems == []
             await asyncio.to_thread(daemon.stop)
             await until(pilot, lambda: problems, "the app to hear that the engine went away", timeout=15)
@@ -520,7 +521,7 @@ def test_every_core_module_imports_without_textual() -> None:
     done = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert {"socktui.session", "socktui.sources.dirs", "socktui.cli.main", "socktui.fixes", "socktui.model"} <= set(
+    assert {"socktui.live", "socktui.session", "socktui.sources.dirs", "socktui.cli.main", "socktui.model"} <= set(
         result["core"]
     )
     assert result["ui"] == []

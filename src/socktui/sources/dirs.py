@@ -248,6 +248,7 @@ class DirectoryWatcher:
         self._sockets: frozenset[str] = frozenset()
         self._socket_dirs: frozenset[str] = frozenset()
         self._watched: frozenset[str] = frozenset()
+        self._published = threading.Event()
         # What the rescan last saw (owned by the run() thread): paths of interest, and socket directories' children.
         self._state: dict[str, _State] | None = None
         self._children: dict[str, dict[str, int | None]] = {}
@@ -258,12 +259,24 @@ class DirectoryWatcher:
         with self._lock:
             self._sockets = frozenset(_norm(p) for p in sockets)
             self._socket_dirs = frozenset(_norm(p) for p in socket_dirs)
+            self._published.clear()
         self._dirty.set()
 
     @property
     def watched(self) -> frozenset[str]:
         """The directories watched right now."""
         return self._watched
+
+    def wait_published(self, timeout: float) -> bool:
+        """Wait until the watch set for the latest ``set_paths`` is in place: every change from then on is
+        reported (by an event, or by the look the watcher takes once inotify is armed)."""
+        deadline = time.monotonic() + timeout
+        while not self._published.is_set() or self._dirty.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._published.wait(min(0.005, left))
+        return True
 
     def _interest(self) -> tuple[frozenset[str], frozenset[str]]:
         with self._lock:
@@ -293,6 +306,8 @@ class DirectoryWatcher:
             marks = {d: _dir_mark(d) for d in plan}
             self._rescan(sockets, dirs, on_changes)
             self._watched = frozenset(plan)  # published after the baseline: a change from now on will be reported
+            if not self._dirty.is_set():
+                self._published.set()
             if not plan:
                 while not interrupt.is_set():
                     stop.wait(self.step_ms / 1000)

@@ -149,7 +149,7 @@ class EngineEventStream:
         self.actions = actions
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
-        self._since = since
+        self.since = since  # epoch seconds: the first stream asks for what happened since then
         self._last_nanos = 0
         self._last_keys: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -224,8 +224,8 @@ class EngineEventStream:
                 return True, None
             self._stream = stream
         try:
-            if self._since is None:
-                self._since = time.time()  # so a reconnect before any event still asks for what it missed
+            if self.since is None:
+                self.since = time.time()  # so a reconnect before any event still asks for what it missed
             if lost:
                 on_state(EngineBack())
             for raw in stream.items:
@@ -244,7 +244,7 @@ class EngineEventStream:
     def _since_param(self) -> int | None:
         if self._last_nanos:
             return self._last_nanos // 1_000_000_000
-        return None if self._since is None else int(self._since)
+        return None if self.since is None else int(self.since)
 
     def _deliver(self, raw: Mapping[str, Any], on_event: Callable[[EngineEvent], None]) -> None:
         nanos = _event_nanos(raw)

@@ -1,4 +1,4 @@
-"""The socktui app: a thin view over a Session. Every engine call, probe and fix runs in a thread worker."""
+"""The socktui app: a thin view over the Monitor's updates. Every engine call, probe and fix runs in a thread worker."""
 
 from __future__ import annotations
 
@@ -7,34 +7,28 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import replace
 
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.filter import LineFilter, Monochrome, NoColor
-from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from ..compose import compose_of
-from ..engine import EngineError
+from ..connect import probe_text, send_line, test_connect
 from ..fixes import DEFAULT_WAIT_SECONDS, FixResult, plan_fix
-from ..fsview import host_lstat
-from ..model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, Kind, MountReport, ProbeResult
-from ..observe import ContainerLook
-from ..probe import probe_host_path
+from ..live import Counts, LookKind, Monitor, Update
+from ..model import CheckReport, ContainerReport, EngineInfo, MountReport
 from ..session import Change, Options, Session, make_session
 from ..settings import Settings
-from ..socktable import listener_at
 from ..text import printable, printable_lines
-from ..verdict import api_server
 from .commands import COMMANDS, bindings
-from .messages import ContainersUpdated, EngineProblem, EngineRecovered, Listed, LogLine, ReportReady
+from .messages import LogLine, Updated
 from .screens import ConnectScreen, FixScreen, HelpScreen
 from .terminal import AsciiFilter, ControlFilter, not_utf8_sentence, terminal_is_utf8
 from .widgets import (
@@ -50,31 +44,6 @@ from .widgets import (
     verdict_color,
     verdict_text,
 )
-
-if TYPE_CHECKING:
-    from ..sources.dirs import DirectoryWatcher
-    from ..sources.events import EngineEventStream
-    from ..sources.exits import ListenerExitWatcher
-    from ..sources.reprobe import Reprober
-
-RETRY_MAX_SECONDS = 10.0
-
-
-@dataclass
-class PathsChanged(Message):
-    changes: list[tuple[str, str]]  # (path, "added" | "modified" | "deleted" | "probe")
-
-
-@dataclass
-class ContainerEvent(Message):
-    action: str
-    container_id: str
-    name: str
-
-
-@dataclass
-class ListenerExited(Message):
-    pid: int
 
 
 class SocktuiApp(App[int]):
@@ -117,19 +86,13 @@ class SocktuiApp(App[int]):
             self._restore_theme(settings)
         self.live = live
         self.wait_seconds = wait_seconds
+        self.monitor = Monitor(session, live=live)
+        """The one owner of the live loop: it looks, follows every change and hands the screen an Update."""
         self.report: CheckReport | None = None
+        self.counts = Counts()
         self.engine_down: str | None = None
-        self.retry_delay = 0.5
-        self.stop_live = threading.Event()
-        self.live_started = False
         self.last_tests: dict[tuple[str, str], str] = {}
         self._mounts_title: Text | None = None
-        self._interest_versions: dict[str, int] = {}
-        # Live sources, made once the first look is in (watchfiles is imported only then).
-        self.dir_watcher: DirectoryWatcher | None = None
-        self.events_stream: EngineEventStream | None = None
-        self.exit_watcher: ListenerExitWatcher | None = None
-        self.reprober: Reprober | None = None
 
     def get_line_filters(self) -> list[LineFilter]:
         """Textual's filters, with NO_COLOR meaning no colour at all, then socktui's own (see ``ui.terminal``)."""
@@ -159,7 +122,7 @@ class SocktuiApp(App[int]):
         with self._settings_lock:
             problem = settings.save(theme=self._theme_to_save)
         if problem:
-            self.post(LogLine(problem, "bold"))
+            self.post_message(LogLine(problem, "bold"))
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -192,9 +155,7 @@ class SocktuiApp(App[int]):
         if self.session.options.read_only:
             self.log_line("read-only mode: fixes are shown, never run")
         self.query_one(ContainerList).focus()
-        self.load_all()
-        if self.live and self.session.options.watch_dirs:
-            self.start_live(engine=False)
+        self.run_monitor()
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -205,36 +166,48 @@ class SocktuiApp(App[int]):
     def _runner(self, action: str) -> Callable[[], object]:
         return lambda: self.run_action(action)
 
-    # ------------------------------------------------------------------ loading
-    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def load_all(self) -> None:
-        def listed(info: EngineInfo, specs: list[ContainerSpec]) -> None:
-            if self.report is None:
-                pending = tuple(ContainerReport(container=c, note=CHECKING) for c in specs)
-                self.post(Listed(CheckReport(engine=info, containers=pending)))
+    # ------------------------------------------------------------------ the live loop
+    @work(thread=True, exclusive=True, group="monitor", exit_on_error=False)
+    def run_monitor(self) -> None:
+        """The App's one live worker: the Monitor looks, follows every change, and hands over each Update."""
+        worker = get_current_worker()
+        self.monitor.run(worker.cancelled_event, self.post_update)
 
-        try:
-            report = self.session.full_check(on_listed=listed)
-        except EngineError as exc:
-            self.post_message(EngineProblem(str(exc)))
-            return
-        self.post_message(ReportReady(report))
+    def post_update(self, update: Update) -> None:
+        """Called on the Monitor's thread: ``post_message`` is thread-safe."""
+        self.post_message(Updated(update))
 
-    def on_listed(self, message: Listed) -> None:
+    def on_updated(self, message: Updated) -> None:
+        update = message.update
+        self.counts = update.counts
+        if update.engine_problem:
+            self.show_engine_problem(update.engine_problem)
+        for change in update.log:
+            self.log_change(change)
+        if update.look is LookKind.LISTED:
+            self.show_listed(update.report)
+        elif update.look is LookKind.FULL:
+            self.show_look(update.report)
+        elif update.changed or update.removed:
+            self.show_changes(update)
+        if update.engine_back:
+            self.engine_recovered()
+
+    def show_listed(self, report: CheckReport) -> None:
         if self.report is not None:
             return  # the full look won the race: nothing provisional to show
-        self.update_topbar(message.report, checking=True)
-        self.query_one(ContainerList).show(message.report.containers, self.needle)
+        pending = CheckReport(
+            engine=report.engine, containers=tuple(replace(c, note=CHECKING) for c in report.containers)
+        )
+        self.update_topbar(pending, checking=True)
+        self.query_one(ContainerList).show(pending.containers, self.needle)
 
-    def on_report_ready(self, message: ReportReady) -> None:
-        if self.engine_down:
-            self.post_message(EngineRecovered())
-        self.retry_delay = 0.5
+    def show_look(self, report: CheckReport) -> None:
         first = self.report is None
-        self.report = message.report
+        self.report = report
         self.refresh_view()
         if first:
-            for note in message.report.notes:
+            for note in report.notes:
                 self.log_line(f"note: {note}", style="bold")
             # The provisional list was in engine order; once the verdicts are in, start on the worst problem.
             table = self.query_one(ContainerList)
@@ -244,26 +217,32 @@ class SocktuiApp(App[int]):
                 self.show_detail()
                 self.query_one(MountTable).move_cursor(row=self.worst_mount_row(), animate=False)
                 self.show_mount_info()
-        problems = sum(c.problems for c in message.report.containers)
-        count = len(message.report.containers)
+        problems = sum(c.problems for c in report.containers)
+        count = len(report.containers)
         self.log_line(f"checked {count} container{'s' * (count != 1)}: {problems} problem{'s' * (problems != 1)}")
-        if self.live and not self.live_started:
-            self.start_live(engine=True)
-        self.update_interest()
 
-    def on_engine_problem(self, message: EngineProblem) -> None:
-        first = self.engine_down is None
-        self.engine_down = message.message
+    def show_changes(self, update: Update) -> None:
+        self.report = report = update.report
+        current = {c.container.id: c for c in report.containers}
+        touched = [current[cid] for cid in update.changed if cid in current]
+        gone = [cid for cid in update.removed | update.changed if cid not in current]
+        self.update_topbar(report)
+        table = self.query_one(ContainerList)
+        table.update_rows(touched, gone, self.needle)
+        if table.selected_id != self.selected_id:
+            self.selected_id = table.selected_id
+            self.show_detail()
+        elif self.selected_id in update.changed:
+            self.show_detail()
+
+    def show_engine_problem(self, problem: str) -> None:
+        self.engine_down = problem
         banner = self.query_one("#banner", Static)
         # "Retrying" first: at 80 columns the wrapped advice may not all fit, and that line must always show.
-        banner.update(Text(printable_lines(f"Retrying in the background. {message.message}"), style="bold"))
+        banner.update(Text(printable_lines(f"Retrying in the background. {problem}"), style="bold"))
         banner.display = True
-        if first:
-            self.log_line(f"engine unreachable: {message.message.splitlines()[0]}", style="bold")
-        self.set_timer(self.retry_delay, self.load_all)
-        self.retry_delay = min(self.retry_delay * 2, RETRY_MAX_SECONDS)
 
-    def on_engine_recovered(self, message: EngineRecovered) -> None:
+    def engine_recovered(self) -> None:
         if self.engine_down:
             self.log_line("engine reachable again", style="bold")
         self.engine_down = None
@@ -297,9 +276,10 @@ class SocktuiApp(App[int]):
         if checking:
             text.append(f"checking {len(report.containers)} containers… · ")
         else:
-            containers, mounts, problems, worst = self.session.counts()
-            text.append(f"{problems} problems", style=f"bold {verdict_color(self, worst)}" if problems else "")
-            text.append(f" · {containers} containers · {mounts} sockets · ")
+            c = self.counts
+            problems = c.problems
+            text.append(f"{problems} problems", style=f"bold {verdict_color(self, c.worst)}" if problems else "")
+            text.append(f" · {c.containers} containers · {c.mounts} sockets · ")
         tail = "  read-only" if self.session.options.read_only else ""
         bar = self.query_one("#topbar", Static)
         width = bar.size.width or (self.size.width or 80) - 2  # the bar's own width, inside its padding
@@ -420,157 +400,14 @@ class SocktuiApp(App[int]):
     def on_log_line(self, message: LogLine) -> None:
         self.log_line(message.text, message.style)
 
-    # ------------------------------------------------------------------ live updates
-    def start_live(self, *, engine: bool) -> None:
-        from ..sources.dirs import DirectoryWatcher
-        from ..sources.events import EngineEventStream
-        from ..sources.exits import ListenerExitWatcher
-        from ..sources.reprobe import Reprober
-
-        if engine:
-            self.live_started = True
-            self.events_stream = EngineEventStream()
-            self.follow_engine(self.events_stream)
-            self.exit_watcher = ListenerExitWatcher()
-            self.watch_listeners(self.exit_watcher)
-            self.reprober = Reprober()
-            self.reprobe(self.reprober)
-        if self.dir_watcher is None:
-            self.dir_watcher = DirectoryWatcher()
-            self.dir_watcher.set_paths(self.session.watched_paths(), self.session.socket_dirs())
-            self.watch_files(self.dir_watcher)
-        self._interest_versions = {}  # new sources: hand them every set on the next update
-
-    def update_interest(self) -> None:
-        """Tell the live sources what matters now, only the sets that changed (a new watch set means a rebuild)."""
-        versions = self.session.versions()
-        if versions == self._interest_versions:
-            return
-        changed = {k for k, v in versions.items() if self._interest_versions.get(k) != v}
-        self._interest_versions = versions
-        if self.dir_watcher is not None and changed & {"paths", "dirs"}:
-            self.dir_watcher.set_paths(self.session.watched_paths(), self.session.socket_dirs())
-        if self.exit_watcher is not None and "pids" in changed:
-            self.exit_watcher.set_pids(self.session.listener_pids())
-        if self.reprober is not None and "live" in changed:
-            self.reprober.set_paths(self.session.live_socket_paths())
-
-    @work(thread=True, group="watch-files", exit_on_error=False)
-    def watch_files(self, watcher: DirectoryWatcher) -> None:
-        watcher.run(
-            lambda changes: self.post(PathsChanged([(c.path, c.change) for c in changes])),
-            self.stop_live,
-            on_notice=lambda text: self.post(LogLine(text, "bold")),
-        )
-
-    @work(thread=True, group="engine-events", exit_on_error=False)
-    def follow_engine(self, stream: EngineEventStream) -> None:
-        from ..sources.events import EngineBack, EngineLost
-
-        def on_state(state: object) -> None:
-            if isinstance(state, EngineLost):
-                endpoint = self.session.engine.endpoint
-                self.post_message(
-                    EngineProblem(
-                        f"lost the engine at {endpoint.url} ({endpoint.source}): {state.reason}\n"
-                        "Start the daemon again, or point socktui at the right engine with --host or DOCKER_HOST."
-                    )
-                )
-            elif isinstance(state, EngineBack):
-                self.post_message(EngineRecovered())
-                self.call_from_thread(self.load_all)
-
-        stream.run(
-            self.session.engine,
-            lambda e: self.post(ContainerEvent(e.action, e.container_id, e.name)),
-            on_state,
-            self.stop_live,
-        )
-
-    @work(thread=True, group="listeners", exit_on_error=False)
-    def watch_listeners(self, watcher: ListenerExitWatcher) -> None:
-        watcher.run(lambda pid: self.post(ListenerExited(pid)), self.stop_live)
-
-    @work(thread=True, group="reprobe", exit_on_error=False)
-    def reprobe(self, reprober: Reprober) -> None:
-        reprober.run(lambda path, probe: self.post(PathsChanged([(path, "probe")])), self.stop_live)
-
-    def post(self, message: Message) -> None:
-        """``post_message`` for callbacks from watcher threads (it is thread-safe)."""
-        self.post_message(message)
-
-    def on_paths_changed(self, message: PathsChanged) -> None:
-        self.recheck_paths(message.changes)
-
-    def on_container_event(self, message: ContainerEvent) -> None:
-        if message.action in ("start", "die", "destroy", "rename", "create", "restart"):
-            verb = {"die": "stopped", "destroy": "removed", "create": "created", "rename": "renamed"}.get(
-                message.action, message.action + "ed" if not message.action.endswith("e") else message.action + "d"
-            )
-            self.log_line(f"{message.name or message.container_id[:12]} {verb}")
-        self.recheck_container(message.container_id)
-
-    def on_listener_exited(self, message: ListenerExited) -> None:
-        self.log_line(f"listener pid {message.pid} exited")
-        self.recheck_listener(message.pid)
-
-    @work(thread=True, group="recheck", exit_on_error=False)
-    def recheck_paths(self, changes: list[tuple[str, str]]) -> None:
-        watched = self.session.options.watch_dirs
-        for path, change in changes:
-            if os.path.dirname(path) in watched or path in watched:
-                self.post(LogLine(describe_path_change(path, change)))
-        reports, found = self.session.refresh_paths([path for path, _ in changes])
-        if reports or found:
-            self.post(ContainersUpdated(reports, [], found))
-
-    @work(thread=True, group="recheck", exit_on_error=False)
-    def recheck_listener(self, pid: int) -> None:
-        ids = [
-            r.container.id
-            for r in self.session.snapshot().containers
-            for m in r.socket_mounts
-            if (m.listener and m.listener.pid == pid) or any(s.listener and s.listener.pid == pid for s in m.sockets)
-        ]
-        reports, changes = self.session.refresh_ids(ids)
-        self.post_message(ContainersUpdated(reports, [], changes))
-
-    @work(thread=True, group="recheck", exit_on_error=False)
-    def recheck_container(self, container_id: str) -> None:
-        try:
-            report, changes = self.session.refresh_container(container_id)
-        except EngineError as exc:
-            self.post_message(EngineProblem(str(exc)))
-            return
-        removed = [container_id] if report is None else []
-        self.post_message(ContainersUpdated([report] if report else [], removed, changes))
-
-    def on_containers_updated(self, message: ContainersUpdated) -> None:
-        for change in message.changes:
-            self.log_change(change)
-        self.report = report = self.session.snapshot()
-        current = {c.container.id: c for c in report.containers}
-        touched = [current[r.container.id] for r in message.reports if r.container.id in current]
-        gone = [cid for cid in message.removed if cid not in current]
-        gone += [r.container.id for r in message.reports if r.container.id not in current]
-        self.update_topbar(report)
-        table = self.query_one(ContainerList)
-        table.update_rows(touched, gone, self.needle)
-        if table.selected_id != self.selected_id:
-            self.selected_id = table.selected_id
-            self.show_detail()
-        elif self.selected_id in {r.container.id for r in touched}:
-            self.show_detail()
-        self.update_interest()
-
     def log_change(self, change: Change) -> None:
         style = f"bold {verdict_color(self, change.verdict)}" if change.verdict and not change.verdict.healthy else ""
-        self.log_line(change.text, style)
+        self.log_line(change.text, style or ("bold" if change.loud else ""))
 
     # ------------------------------------------------------------------ actions
     def action_recheck(self) -> None:
         self.log_line("re-checking everything")
-        self.load_all()
+        self.monitor.recheck_all()
 
     def action_toggle_all(self) -> None:
         self.show_all = not self.show_all
@@ -650,7 +487,7 @@ class SocktuiApp(App[int]):
         # One fix can act on several containers (every holder of a socket): look at each of them again.
         touched = {result.plan.container.id, *(s.container_id for s in result.plan.steps if s.container_id)}
         for container_id in sorted(touched):
-            self.recheck_container(container_id)
+            self.monitor.recheck_container(container_id)
 
     @work(thread=True, group="audit", exit_on_error=False)
     def write_audit(self, result: FixResult) -> None:
@@ -670,37 +507,17 @@ class SocktuiApp(App[int]):
 
     @work(thread=True, exclusive=True, group="test-connect", exit_on_error=False)
     def run_test_connect(self, report: ContainerReport, mount: MountReport) -> None:
-        target = mount.sockets[0].host_path if mount.sockets else mount.mount.source
-        inside = mount.sockets[0].container_path if mount.sockets else mount.mount.destination
-        listener = mount.sockets[0].listener if mount.sockets else mount.listener
-        # Asked for: a connect from each side; an HTTP /_ping only to an engine's own daemon (known by who listens).
-        host = probe_host_path(target, ping=api_server(listener) in ("Docker", "Podman"))
-        look = ContainerLook(report.container)
-        try:
-            view = look.view(inside, with_parents=False, connect=True) if report.container.running else None
-        finally:
-            look.close()
-        lines = [f"host {target}: {_probe_text(host)}"]
-        if view is None:
-            lines.append(f"container {inside}: {report.container.name} is not running")
-        elif view.stat is None:
-            lines.append(f"container {inside}: {view.unavailable}")
-        elif view.probe is None:
-            lines.append(f"container {inside}: {view.stat.kind.value}, not a socket")
-        else:
-            lines.append(f"container {inside}: {_probe_text(view.probe)}")
-        self.last_tests[(report.container.id, mount.mount.destination)] = " · ".join(lines)
-        self.post_message(LogLine(f"test connect {target}: {_probe_text(host)}"))
-        self.call_from_thread(self._show_connect, f"Test connect: {report.container.name}", lines, target)
+        test = test_connect(report, mount)
+        self.last_tests[(report.container.id, mount.mount.destination)] = " · ".join(test.lines)
+        self.post_message(LogLine(f"test connect {test.target}: {probe_text(test.host)}"))
+        self.call_from_thread(self._show_connect, f"Test connect: {report.container.name}", test.lines, test.target)
 
     def _show_connect(self, title: str, lines: list[str], target: str) -> None:
         self.show_mount_info()
         self.push_screen(ConnectScreen(title, lines, target, send_line))
 
     def on_unmount(self) -> None:
-        self.stop_live.set()
-        if self.events_stream is not None:
-            self.events_stream.stop()
+        self.monitor.stop()
 
 
 def engine_label(engine: EngineInfo, room: int) -> str:
@@ -716,31 +533,6 @@ def engine_label(engine: EngineInfo, room: int) -> str:
     if len(where) > space:
         where = "…" + where[-(space - 1) :] if space > 8 else ""
     return f"{head} {where}{context}" if where else f"{head}{context}"
-
-
-def describe_path_change(path: str, change: str) -> str:
-    """A log line for a change in a directory the user asked to watch, by what is there now."""
-    if change == "deleted":
-        return f"{path} removed"
-    st = host_lstat(path)
-    if st.kind is Kind.MISSING:
-        return f"{path} removed"
-    if st.kind is Kind.SOCKET:
-        # From the socket table: a change in a watched directory must not make socktui connect to a server.
-        listening = listener_at(st.identity) is not None
-        return f"{path} socket {'listening' if listening else 'with nobody listening'}"
-    return f"{path} {change}: {st.kind.value}"
-
-
-def _probe_text(p: ProbeResult) -> str:
-    if p.ok:
-        api = f", {p.api} API" if p.api else ""
-        return f"connected in {p.latency_ms:.2f} ms ({p.sock_type}{api})"
-    return f"{p.errno}: {p.detail}"
-
-
-def send_line(path: str, payload: bytes) -> ProbeResult:
-    return probe_host_path(path, send=payload, deadline=1.0)
 
 
 def suggested_command(report: ContainerReport, mount: MountReport, everyone: Iterable[ContainerReport]) -> str:

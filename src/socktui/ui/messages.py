@@ -6,43 +6,27 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from ..model import CheckReport, ContainerReport
-from ..session import Change
+from ..live import Update
 
 
-@dataclass
-class ReportReady(Message):
-    """A whole new look at everything."""
+class Updated(Message):
+    """The Monitor's latest :class:`socktui.live.Update`.
 
-    report: CheckReport
+    A newer one replaces an older one still waiting in the queue: it absorbs the older's rows and log lines
+    (``Update.then``), so nothing is lost and a screen that falls behind a busy host catches up in one redraw.
+    """
 
+    def __init__(self, update: Update) -> None:
+        super().__init__()
+        self.update = update
 
-@dataclass
-class Listed(Message):
-    """The first list is in; verdicts follow. Lets the screen show every container at once."""
-
-    report: CheckReport
-
-
-@dataclass
-class ContainersUpdated(Message):
-    """Some containers were re-decided (or removed) after a live change."""
-
-    reports: list[ContainerReport]
-    removed: list[str]
-    changes: list[Change]
-
-
-@dataclass
-class EngineProblem(Message):
-    """The engine could not be reached; ``message`` says where and what to do."""
-
-    message: str
-
-
-@dataclass
-class EngineRecovered(Message):
-    pass
+    def can_replace(self, message: Message) -> bool:
+        # Textual asks the message it is about to handle whether ``message``, queued right behind it, may take its
+        # place; it may, once it carries this one's content as well.
+        if not isinstance(message, Updated):
+            return False
+        message.update = self.update.then(message.update)
+        return True
 
 
 @dataclass
