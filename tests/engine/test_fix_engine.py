@@ -531,6 +531,40 @@ def test_read_only_refuses(engine: Engine, stale: tuple[str, str, Path], state: 
     assert entry["result"] == "refused" and "read-only" in entry["message"]
 
 
+def test_read_only_refuses_remove_shadow_dir_and_stops_nothing(
+    engine: Engine, containers: ContainerFactory, d: Path, state: Path
+) -> None:
+    sock = d / "app.sock"
+    name = unique_name()
+    cid = shadowed_container(containers, sock, name)
+    before, started = identity(sock), container_state(engine, cid)
+    proc = fix(engine, state, "--read-only", name, "/run/app.sock", "remove-shadow-dir", "--yes")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "read-only" in proc.stderr
+    assert identity(sock) == before and container_state(engine, cid) == started
+    [entry] = audit_lines(state)
+    assert entry["result"] == "refused" and "read-only" in entry["message"]
+
+
+def test_read_only_refuses_restart_container_and_restarts_nothing(
+    engine: Engine, containers: ContainerFactory, sockserver: SocketServers, d: Path, state: Path
+) -> None:
+    path = d / "app.sock"
+    first = sockserver.start(path)
+    name = unique_name()
+    cid = containers.run(name=name, command=TRAP, binds=[f"{path}:/run/app.sock"])
+    first.stop()
+    sockserver.start(path)
+    assert look(engine, name, "/run/app.sock")[2].verdict is Verdict.DETACHED
+    started = container_state(engine, cid)
+    proc = fix(engine, state, "--read-only", name, "/run/app.sock", "restart-container", "--yes")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "read-only" in proc.stderr
+    assert container_state(engine, cid) == started  # the same StartedAt: never restarted
+    [entry] = audit_lines(state)
+    assert entry["result"] == "refused" and "read-only" in entry["message"]
+
+
 def test_global_read_only_before_command_refuses(engine: Engine, stale: tuple[str, str, Path], state: Path) -> None:
     name, _, path = stale
     before = identity(path)
