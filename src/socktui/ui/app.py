@@ -177,7 +177,13 @@ class SocktuiApp(App[int]):
         """Called on the Monitor's thread: ``post_message`` is thread-safe."""
         self.post_message(Updated(update))
 
+    def _torn_down(self) -> bool:
+        """The screen's widgets are gone (the app is closing): a message still queued has nothing to draw on."""
+        return not self.query(ContainerList)
+
     def on_updated(self, message: Updated) -> None:
+        if self._torn_down():
+            return
         update = message.update
         self.counts = update.counts
         if update.engine_problem:
@@ -372,6 +378,8 @@ class SocktuiApp(App[int]):
 
     @on(DataTable.RowHighlighted, "#containers")
     def container_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self._torn_down():
+            return
         # Read the cursor, not the event: an event queued before a re-sort names the row that *was* under it.
         table = self.query_one(ContainerList)
         key = table.selected_id
@@ -386,6 +394,8 @@ class SocktuiApp(App[int]):
 
     @on(DataTable.RowHighlighted, "#mounts")
     def mount_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self._torn_down():
+            return
         self.show_mount_info()
 
     def watch_needle(self, needle: str) -> None:
@@ -398,6 +408,8 @@ class SocktuiApp(App[int]):
         self.query_one(EventLog).add(text, style)
 
     def on_log_line(self, message: LogLine) -> None:
+        if self._torn_down():
+            return
         self.log_line(message.text, message.style)
 
     def log_change(self, change: Change) -> None:
