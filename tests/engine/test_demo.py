@@ -121,8 +121,8 @@ def audit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def report_of(app: DemoApp, name: str) -> ContainerReport | None:
-    snapshot = app.session.snapshot()
-    return next((c for c in snapshot.containers if c.container.name == name), None)
+    shown = app.report.containers if app.report is not None else ()
+    return next((c for c in shown if c.container.name == name), None)
 
 
 def verdict_of(app: DemoApp, name: str) -> str | None:
@@ -157,7 +157,7 @@ async def test_the_demo_shows_every_verdict_it_promises(lab: Lab) -> None:
     assert promised >= KNOWN_VERDICTS - {"unknown"}, promised  # unknown is the one it cannot stage as root
     app = DemoApp(lab)
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.report is not None and app.live_started, "the first look", timeout=120)
+        await until(pilot, lambda: app.report is not None and app.monitor.armed, "the first look", timeout=120)
         assert app.session.engine.endpoint.url == lab.host
         for story in lab.stories:
             if story.expect in KNOWN_VERDICTS:
@@ -180,7 +180,7 @@ async def test_the_demo_shows_every_verdict_it_promises(lab: Lab) -> None:
 async def test_the_kill_key_turns_a_live_socket_stale_on_screen_and_s_brings_it_back(lab: Lab) -> None:
     app = DemoApp(lab)
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.live_started and verdict_of(app, "shop-api-1") == "live", "api live")
+        await until(pilot, lambda: app.monitor.armed and verdict_of(app, "shop-api-1") == "live", "api live")
         await choose(pilot, app, "shop-api-1")
         server = lab.pool.running(lab.paths.srv / "api.sock")  # type: ignore[union-attr]
         assert server is not None
@@ -198,7 +198,7 @@ async def test_the_kill_key_turns_a_live_socket_stale_on_screen_and_s_brings_it_
 async def test_a_fix_applies_for_real_in_the_demo(lab: Lab, audit_home: Path) -> None:
     app = DemoApp(lab, wait_seconds=20)
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.live_started and verdict_of(app, "exporter") == "detached", "exporter detached")
+        await until(pilot, lambda: app.monitor.armed and verdict_of(app, "exporter") == "detached", "exporter detached")
         await choose(pilot, app, "exporter")
         before = lab.client.inspect_container("exporter")["State"]["StartedAt"]  # type: ignore[union-attr]
         await pilot.press("f")
@@ -221,7 +221,7 @@ async def test_a_fix_applies_for_real_in_the_demo(lab: Lab, audit_home: Path) ->
 async def test_container_first_makes_docker_create_the_directory(lab: Lab) -> None:
     app = DemoApp(lab)
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.live_started and verdict_of(app, "batch") == "missing", "batch missing")
+        await until(pilot, lambda: app.monitor.armed and verdict_of(app, "batch") == "missing", "batch missing")
         await choose(pilot, app, "batch")
         await pilot.press("b")
         await until(pilot, lambda: row_text(app, "batch").startswith("shadowed"), "batch shadowed on screen")
