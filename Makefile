@@ -46,6 +46,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
+	$(BIN)/mypy tests/reliability/conftest.py
 	$(BIN)/lint-imports
 
 check: lint test

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from harness import (
     open_engine,
     open_podman,
     podman_from_env,
+    short_dir,
 )
 
 
@@ -23,7 +25,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter is not None else []
-    if skipped:
+    if skipped and reporter is not None:
         names = ", ".join(sorted({report.nodeid for report in skipped}))
         reporter.write_line(f"{ENV_REQUIRE_ENGINE}=1: {len(skipped)} test(s) skipped, which fails the run: {names}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -90,3 +92,10 @@ def sockserver() -> Iterator[SocketServers]:
         yield servers
     finally:
         servers.cleanup()
+
+
+@pytest.fixture
+def d() -> Iterator[Path]:
+    """A fresh short directory (mode 0755) per test: socket paths under it fit in sun_path, uid 65534 can reach it."""
+    with short_dir() as path:
+        yield path

@@ -28,6 +28,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,11 @@ __all__ = [
     "open_engine",
     "open_podman",
     "podman_from_env",
+    "short_dir",
     "socket_dir",
+    "TRAP",
+    "unique_name",
+    "until",
     "wait_for",
     "_image_exists",
     "_is_static_elf",
@@ -126,6 +131,43 @@ def socket_dir(preferred: Path | None = None, room: int = 32) -> Iterator[Path]:
         yield short
     finally:
         shutil.rmtree(short, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def short_dir(prefix: str = "st-") -> Iterator[Path]:
+    """A fresh directory under /tmp, mode 0755: short enough for socket names, reachable by a non-root user."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.chmod(path, 0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# A container that stays up until stopped and stops at once when told (busybox sh; TERM ends the loop).
+TRAP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
+
+
+def unique_name(stem: str = "st") -> str:
+    """A container name no other test (or earlier run) uses."""
+    return f"{stem}-{uuid.uuid4().hex[:10]}"
+
+
+_T = TypeVar("_T")
+
+
+async def until(
+    pilot: Any, predicate: Callable[[], _T | Literal[False] | None], what: str, timeout: float = 10.0
+) -> _T:
+    """Let a Textual app run until ``predicate()`` is truthy; return its value, or fail saying what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
+        await pilot.pause(0.05)
 
 
 # --------------------------------------------------------------------------- static helpers

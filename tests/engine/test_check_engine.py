@@ -12,20 +12,17 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import ContainerFactory, Engine, SocketServerError, SocketServers, listening_pids
+from harness import TRAP, ContainerFactory, Engine, SocketServerError, SocketServers, listening_pids, unique_name
 from socktui.diagnose import diagnose
 from socktui.engine import Engine as SocktuiEngine
 from socktui.model import ContainerReport, Kind, Liveness, MountReport, Role, Verdict
@@ -33,7 +30,6 @@ from socktui.model import ContainerReport, Kind, Liveness, MountReport, Role, Ve
 pytestmark = pytest.mark.engine
 
 # Stops at once on SIGTERM (``sleep`` as PID 1 ignores it, and docker stop would wait its whole timeout).
-TRAP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 MOUNT_KEYS = {"type", "source", "destination", "rw", "role", "verdict", "reason", "listener", "sockets", "fixes"}
 CONTAINER_KEYS = {"id", "name", "state", "image", "mounts"}
 
@@ -41,25 +37,11 @@ CONTAINER_KEYS = {"id", "name", "state", "image", "mounts"}
 # --------------------------------------------------------------------------- local helpers
 
 
-@pytest.fixture
-def d() -> Iterator[Path]:
-    """A fresh short directory per test: socket paths under it stay well inside sun_path."""
-    path = Path(tempfile.mkdtemp(prefix="st-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 @pytest.fixture(params=["docker", "podman"])
 def engine(request: pytest.FixtureRequest) -> Engine:
     """Every situation on both engines (overrides the Docker-only ``engine`` of conftest for this module)."""
     chosen: Engine = request.getfixturevalue("docker_engine" if request.param == "docker" else "podman_engine")
     return chosen
-
-
-def unique_name() -> str:
-    return f"st-{uuid.uuid4().hex[:10]}"
 
 
 def look(engine: Engine, name: str, expected: Sequence[str] = ()) -> ContainerReport:
@@ -123,7 +105,8 @@ def check_json(
 def json_mount(container: dict[str, Any], destination: str) -> dict[str, Any]:
     for m in container["mounts"]:
         if m["destination"] == destination:
-            return m
+            found: dict[str, Any] = m
+            return found
     raise AssertionError(f"no mount at {destination} in {container['mounts']}")
 
 

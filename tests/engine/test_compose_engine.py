@@ -18,12 +18,10 @@ from typing import Any
 
 import pytest
 
-from harness import Engine, SocketServers, wait_for
+from harness import TRAP, Engine, SocketServers, wait_for
 from socktui.compose import ComposeInfo, Flavour, bind_volume_yaml
 
 pytestmark = pytest.mark.engine
-
-TRAP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 
 
 @pytest.fixture
@@ -79,7 +77,8 @@ def check(engine: Engine) -> dict[str, Any]:
 def container_of(doc: dict[str, Any], project: str) -> dict[str, Any]:
     mine = [c for c in doc["containers"] if (c["compose"] or {}).get("project") == project]
     assert len(mine) == 1, [c["name"] for c in doc["containers"]]
-    return mine[0]
+    found: dict[str, Any] = mine[0]
+    return found
 
 
 def check_text(engine: Engine) -> str:

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 from textual.pilot import Pilot
@@ -85,7 +85,9 @@ def wait_for(predicate: Callable[[], T], what: str, timeout: float) -> T:
         time.sleep(0.1)
 
 
-async def until(pilot: Pilot[Any], predicate: Callable[[], T], what: str, timeout: float = 15.0) -> T:
+async def until(
+    pilot: Pilot[Any], predicate: Callable[[], T | Literal[False] | None], what: str, timeout: float = 15.0
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -444,7 +446,7 @@ def test_a_second_run_starts_clean_after_everything_was_killed(tmp_path: Path) -
             assert again is not None and again.owner.pid == os.getpid()
             assert {s.container for s in second.stories} <= {
                 c["Names"][0].lstrip("/") for c in second.client.containers(all=True)
-            }  # type: ignore[union-attr]
+            }
         finally:
             second.close()
         assert nothing_left(paths), traces(paths)

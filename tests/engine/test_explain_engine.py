@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness import ContainerFactory, Engine, SocketServers
+from harness import TRAP, ContainerFactory, Engine, SocketServers
 
 pytestmark = pytest.mark.engine
-
-TRAP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
-
-
-@pytest.fixture
-def d() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="st-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def check_explain(engine: Engine, name: str, encoding: str = "utf-8") -> subprocess.CompletedProcess[str]:

@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import ContainerFactory, Engine, SocketServer, SocketServerError, SocketServers, wait_for
+from harness import (
+    TRAP,
+    ContainerFactory,
+    Engine,
+    SocketServer,
+    SocketServerError,
+    SocketServers,
+    unique_name,
+    wait_for,
+)
 from socktui.diagnose import diagnose
 from socktui.engine import Engine as SocktuiEngine
 from socktui.fixes import advice_for, apply_plan, plan_fix
@@ -32,19 +37,8 @@ from socktui.remount import DISABLE_ENV
 
 pytestmark = pytest.mark.engine
 
-TRAP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
-
 
 # --------------------------------------------------------------------------- local helpers
-
-
-@pytest.fixture
-def d() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="st-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -60,10 +54,6 @@ def stopping(monkeypatch: pytest.MonkeyPatch) -> None:
     """Live repair turned off, as on a kernel without open_tree/move_mount: the fixes stop containers instead.
     (The live flows are in test_live_repair.py.)"""
     monkeypatch.setenv(DISABLE_ENV, "1")
-
-
-def unique_name() -> str:
-    return f"st-{uuid.uuid4().hex[:10]}"
 
 
 def check(engine: Engine, name: str) -> CheckReport:

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import ContainerFactory, Engine, SocketServer, SocketServers, build_static, wait_for
+from harness import ContainerFactory, Engine, SocketServer, SocketServers, build_static, unique_name, wait_for
 from socktui import remount
 
 pytestmark = pytest.mark.engine
@@ -30,27 +27,14 @@ TRAP = ["sh", "-c", "trap 'exit 0' TERM; echo kept > /kept; while :; do sleep 1;
 DEST = "/run/app.sock"
 
 
-@pytest.fixture
-def d() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="st-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def uclient() -> Path:
     return build_static("uclient")
 
 
-def unique_name() -> str:
-    return f"st-{uuid.uuid4().hex[:10]}"
-
-
 def inside(engine: Engine, cid: str, *argv: str) -> str:
     """Run a command in the container and return what it printed: the container's own view."""
-    exec_id = engine.client.exec_create(cid, list(argv))
+    exec_id = engine.client.exec_create(cid, list(argv))["Id"]
     return bytes(engine.client.exec_start(exec_id)).decode().strip()
 
 

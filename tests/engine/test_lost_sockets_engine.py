@@ -13,21 +13,18 @@ import random
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import ContainerFactory, Engine, build_static
+from harness import TRAP, ContainerFactory, Engine, build_static, unique_name
 from real_servers import Nginx, Postgres, private_dir
 from socktui.model import Role, Verdict
 from socktui.session import Options, make_session
 
 pytestmark = pytest.mark.engine
-
-TRAP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +45,6 @@ def run_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def unique_name() -> str:
-    return f"st-{uuid.uuid4().hex[:10]}"
 
 
 def port() -> int:
@@ -80,7 +73,7 @@ def check(engine: Engine, name: str, *extra: str, rc: int) -> dict[str, Any]:
 
 
 def inside(engine: Engine, cid: str, *argv: str) -> str:
-    exec_id = engine.client.exec_create(cid, list(argv))
+    exec_id = engine.client.exec_create(cid, list(argv))["Id"]
     return bytes(engine.client.exec_start(exec_id)).decode().strip()
 
 
@@ -171,9 +164,9 @@ def test_nginx_stopped_keeps_its_directory_in_the_session_and_expect_dir_names_i
 
     plain = check(engine, name, rc=0)
     assert plain["role"] == "other"  # one look, no memory: nothing in the directory says sockets belong there
-    m = check(engine, name, "--expect", f"{run_dir}/", rc=1)
-    assert (m["role"], m["verdict"]) == ("socket-dir", "missing")
-    assert f"--expect {run_dir}/ names it as a directory of sockets" in m["reason"]
+    expected = check(engine, name, "--expect", f"{run_dir}/", rc=1)
+    assert (expected["role"], expected["verdict"]) == ("socket-dir", "missing")
+    assert f"--expect {run_dir}/ names it as a directory of sockets" in expected["reason"]
 
 
 # --------------------------------------------------------------------------- no false alarm

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -19,7 +17,7 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from harness import ContainerFactory, Engine, SocketServers, wait_for
+from harness import TRAP, ContainerFactory, Engine, SocketServers, wait_for
 from socktui import engine as engine_module
 from socktui.cli.main import main
 from socktui.diagnose import diagnose
@@ -30,8 +28,6 @@ from socktui.sources.events import EngineEvent, EngineEventStream
 
 pytestmark = pytest.mark.engine
 
-TRAP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
-
 
 @pytest.fixture
 def pods(podman_engine: Engine) -> Iterator[ContainerFactory]:
@@ -40,15 +36,6 @@ def pods(podman_engine: Engine) -> Iterator[ContainerFactory]:
         yield factory
     finally:
         factory.cleanup()
-
-
-@pytest.fixture
-def d() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="st-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reliability_support import NonRoot, nonroot_python, short_dir
-
-
-@pytest.fixture
-def d() -> Iterator[Path]:
-    """A fresh short directory (mode 0755): socket paths under it fit in sun_path, and uid 65534 can reach it."""
-    with short_dir() as path:
-        yield path
+from reliability_support import NonRoot, nonroot_python
 
 
 @pytest.fixture(autouse=True)

@@ -15,16 +15,13 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import socket
 import socketserver
 import stat
 import subprocess
 import sys
 import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -34,8 +31,13 @@ import docker
 
 import socktui
 
+# Shared by every test; re-exported so these tests import them from one place.
+from harness import TRAP as TRAP
+from harness import short_dir as short_dir
+from harness import unique_name as unique_name
+from harness import until as until
+
 # Stops at once on SIGTERM (``sleep`` as PID 1 ignores it, and docker stop would wait its whole timeout).
-TRAP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 NOBODY = 65534
 VERDICTS = {
     "live",
@@ -50,10 +52,6 @@ VERDICTS = {
     "unknown",
 }
 ROLES = {"socket", "socket-dir", "other"}
-
-
-def unique_name(stem: str = "st") -> str:
-    return f"{stem}-{uuid.uuid4().hex[:10]}"
 
 
 def socktui_cli(
@@ -506,32 +504,7 @@ def is_socket(path: Path) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def short_dir(prefix: str = "st-") -> Iterator[Path]:
-    """A fresh directory under /tmp, mode 0755: short enough for socket names, reachable by a non-root user."""
-    import tempfile
-
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    os.chmod(path, 0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 # --------------------------------------------------------------------------- the app
-
-
-async def until(pilot: Any, predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """Let the app run until ``predicate()`` is truthy; return its value, or fail saying what was awaited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
-        await pilot.pause(0.05)
 
 
 def log_lines(app: Any) -> list[str]:

@@ -247,7 +247,7 @@ def test_the_shadow_plan_names_every_holder_running_or_not(
     assert bystander not in text
     # Live: the running holders keep running and get the socket in place of the directory; the stopped one gets
     # its layer's mount point repaired and is not started by the fix.
-    replaced = sorted(s.container_id for s in plan.steps if s.op == "replace-mount-point")
+    replaced = sorted(s.container_id or "" for s in plan.steps if s.op == "replace-mount-point")
     repaired = [s.container_id for s in plan.steps if s.op == "repair-mount-point"]
     assert replaced == sorted([ids[first], ids[second]]) and repaired == [ids[stopped]]
     assert not any(s.op in ("stop-container", "start-container", "restart-container") for s in plan.steps)

@@ -248,7 +248,9 @@ def test_text_output_fits_80_columns_with_long_paths_and_names(world_dir: tuple[
     root, _ = world_dir
     deep = "/srv/" + "/".join(["component"] * 12) + "/app.sock"
     mounts = [{"Type": "bind", "Source": deep, "Destination": "/run/" + "d" * 90 + ".sock", "RW": True}]
-    answers = [(api_container("a" * 64, "n" * 120, mounts), api_inspect("a" * 64, "n" * 120, mounts))]
+    answers: list[tuple[dict[str, Any], dict[str, Any] | None]] = [
+        (api_container("a" * 64, "n" * 120, mounts), api_inspect("a" * 64, "n" * 120, mounts))
+    ]
     _, text = run_check(answers, LOCAL)
     too_long = [line for line in text.splitlines() if len(line) > 80]
     assert too_long == []

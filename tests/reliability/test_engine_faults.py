@@ -127,7 +127,10 @@ async def test_engine_stops_mid_session_and_comes_back_with_nothing_lost(d: Path
             await until(pilot, lambda: f"{name} started" in log_text(app), "the start event after the outage", 20)
             await until(
                 pilot,
-                lambda: any(c.container.id == cid and c.container.running for c in app.report.containers),
+                lambda: (
+                    app.report is not None
+                    and any(c.container.id == cid and c.container.running for c in app.report.containers)
+                ),
                 "the row to show the container running again",
             )
             # Nothing shown before the outage was lost from the log.

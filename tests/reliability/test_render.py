@@ -70,8 +70,9 @@ SIZE = (220, 50)
 def frame(app: SocktuiApp) -> str:
     """What the driver writes to the terminal for a full repaint of the screen stack as it is now."""
     update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
-    assert update is not None
-    return update.render_segments(app.console)
+    assert update is not None and hasattr(update, "render_segments")
+    text: str = update.render_segments(app.console)
+    return text
 
 
 MOVE = re.compile(r"\x1b\[\d+;\d+H")

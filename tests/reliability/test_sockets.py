@@ -165,7 +165,7 @@ class SilentServer:
 def test_a_docker_named_socket_that_accepts_and_never_answers(
     engine: Engine, containers: ContainerFactory, d: Path
 ) -> None:
-    from socktui.ui.app import send_line  # what the test-connect dialog sends a typed line with
+    from socktui.connect import send_line  # what the test-connect dialog sends a typed line with
 
     server = SilentServer(d / "docker.sock")
     try:

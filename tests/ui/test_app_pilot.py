@@ -13,9 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +22,7 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import OptionList, Static
 
-from harness import ContainerFactory, Engine, PrivateDaemon, SocketServers, engine_from_env
+from harness import TRAP, ContainerFactory, Engine, PrivateDaemon, SocketServers, engine_from_env, unique_name, until
 from socktui.model import ContainerReport, MountReport, Verdict
 from socktui.session import Options, make_session
 from socktui.ui.app import SocktuiApp
@@ -34,22 +32,11 @@ from socktui.ui.screens import ConnectScreen, FixScreen, HelpScreen
 from socktui.ui.widgets import ContainerList, EventLog, MountInfo, MountTable
 
 # Stops at once on SIGTERM (``sleep`` as PID 1 ignores it, and docker stop would wait its whole timeout).
-TRAP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 SIZE = (80, 24)
 T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture
-def d() -> Iterator[Path]:
-    """A fresh short directory: socket paths under it stay well inside sun_path."""
-    path = Path(tempfile.mkdtemp(prefix="st-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -58,22 +45,6 @@ def audit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     state = tmp_path / "state"
     monkeypatch.setenv("XDG_STATE_HOME", str(state))
     return state
-
-
-def unique_name(stem: str = "st") -> str:
-    return f"{stem}-{uuid.uuid4().hex[:8]}"
-
-
-async def until(pilot: Pilot[Any], predicate: Callable[[], T], what: str, timeout: float = 10.0) -> T:
-    """Let the app run until ``predicate()`` is truthy; return its value, or fail saying what was awaited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
-        await pilot.pause(0.05)
 
 
 def plain(widget: Static) -> str:

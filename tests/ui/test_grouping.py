@@ -6,40 +6,31 @@ the real tool), so a project is two containers here and a third container stands
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 from rich.text import Text
+from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from harness import ContainerFactory, Engine, SocketServers
+from harness import TRAP, ContainerFactory, Engine, SocketServers
 from socktui.session import Options, make_session
 from socktui.ui.app import SocktuiApp, engine_label
 from socktui.ui.widgets import GROUP_PREFIX, ContainerList, MountInfo
 
 pytestmark = pytest.mark.engine
 
-TRAP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 T = TypeVar("T")
 
 
-@pytest.fixture
-def d() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="st-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-async def until(pilot: Pilot[Any], predicate: Callable[[], T], what: str, timeout: float = 15.0) -> T:
+async def until(
+    pilot: Pilot[Any], predicate: Callable[[], T | Literal[False] | None], what: str, timeout: float = 15.0
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -63,7 +54,7 @@ def compose_labels(project: str, service: str, where: Path) -> dict[str, str]:
 
 
 def row_keys(table: ContainerList) -> list[str]:
-    return [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)]
+    return [str(table.coordinate_to_cell_key(Coordinate(i, 0)).row_key.value) for i in range(table.row_count)]
 
 
 def cell(table: ContainerList, key: str, column: str) -> str:

@@ -321,7 +321,7 @@ def test_check_explain_puts_each_picture_under_its_mount() -> None:
     assert "               X still holds inode 2187294, deleted" in plain.splitlines()
 
 
-odd_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=120)
+odd_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=120)
 
 
 @settings(max_examples=150, deadline=None)

@@ -18,14 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from socktui.fsview import (
-    DIR_SCAN_LIMIT,
-    RESOLVE_IN_ROOT,
-    ContainerRoot,
-    host_lstat,
-    host_socket_names,
-    openat2,
-)
+from socktui.fsview import DIR_SCAN_LIMIT, ContainerRoot, host_lstat, host_socket_names
+from socktui.linux import RESOLVE_IN_ROOT, openat2
 from socktui.model import UNTRUSTED_SYMLINK, Kind
 from socktui.probe import probe_fd, probe_host_path, recognise_api
 

@@ -182,16 +182,20 @@ def test_relevant_changes_keeps_interest_and_direct_children_of_socket_dirs() ->
     }
     got = relevant_changes(raw, ["/run/app.sock"], ["/srv/socks"])
     assert got == [
-        PathChange("/run/app.sock", "added"),
-        PathChange("/srv/socks", "deleted"),
-        PathChange("/srv/socks/a.sock", "added"),
+        PathChange("/run/app.sock", ChangeKind.ADDED),
+        PathChange("/srv/socks", ChangeKind.DELETED),
+        PathChange("/srv/socks/a.sock", ChangeKind.ADDED),
     ]
 
 
 def test_relevant_changes_collapses_an_unordered_unlink_and_bind_by_what_is_there_now() -> None:
     raw = {(int(watchfiles.Change.deleted), "/run/app.sock"), (int(watchfiles.Change.added), "/run/app.sock")}
-    assert relevant_changes(raw, ["/run/app.sock"], exists=lambda _p: True) == [PathChange("/run/app.sock", "modified")]
-    assert relevant_changes(raw, ["/run/app.sock"], exists=lambda _p: False) == [PathChange("/run/app.sock", "deleted")]
+    assert relevant_changes(raw, ["/run/app.sock"], exists=lambda _p: True) == [
+        PathChange("/run/app.sock", ChangeKind.MODIFIED)
+    ]
+    assert relevant_changes(raw, ["/run/app.sock"], exists=lambda _p: False) == [
+        PathChange("/run/app.sock", ChangeKind.DELETED)
+    ]
 
 
 def test_replan_triggers_are_the_wanted_directories_and_those_standing_in_for_them() -> None:
@@ -397,9 +401,9 @@ def test_the_rescan_reports_what_events_missed(tmp_path: Path, monkeypatch: pyte
         os.unlink(socks / "old.sock")
         assert wait_until(lambda: len(changes.seen) == 3), changes.seen
         assert sorted((c for _, c in changes.seen), key=lambda c: c.path) == [
-            PathChange(str(path), "added"),
-            PathChange(str(socks / "new.sock"), "added"),
-            PathChange(str(socks / "old.sock"), "deleted"),
+            PathChange(str(path), ChangeKind.ADDED),
+            PathChange(str(socks / "new.sock"), ChangeKind.ADDED),
+            PathChange(str(socks / "old.sock"), ChangeKind.DELETED),
         ]
         os.unlink(path)
         assert wait_until(lambda: changes.has(path, "deleted")), changes.seen
