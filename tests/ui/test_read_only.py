@@ -45,6 +45,7 @@ MOUNTS = (
     _mount("/run/a.sock", Verdict.SHADOWED),
     _mount("/run/b.sock", Verdict.STALE),
     _mount("/run/c.sock", Verdict.DETACHED),
+    _mount("/run/d.sock", Verdict.UNSTARTABLE),
 )
 
 
@@ -65,7 +66,7 @@ class ReadOnlySession:
         return self.report
 
     def counts(self) -> tuple[int, int, int, Verdict | None]:
-        return 1, 3, 3, Verdict.SHADOWED
+        return 1, 4, 4, Verdict.SHADOWED
 
 
 def test_the_mounts_offer_every_fix_that_changes_something() -> None:

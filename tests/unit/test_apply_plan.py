@@ -198,9 +198,18 @@ def test_a_stale_socket_replaced_by_a_directory_is_left_alone(tmp_path: Path) ->
     assert path.is_dir()
 
 
-# --------------------------------------------------------------------------- remove-shadow-dir
+# --------------------------------------------------------------------------- remove-shadow-dir (the stopping flow)
 
 
+@pytest.fixture
+def stopping_flow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback where live repair is not available: holders are stopped, the directory removed, then started."""
+    from socktui.remount import DISABLE_ENV
+
+    monkeypatch.setenv(DISABLE_ENV, "1")
+
+
+@pytest.mark.usefixtures("stopping_flow")
 def test_an_empty_shadow_directory_of_a_stopped_container_is_removed_and_nobody_is_started(tmp_path: Path) -> None:
     path = tmp_path / "app.sock"
     path.mkdir()
@@ -211,6 +220,7 @@ def test_an_empty_shadow_directory_of_a_stopped_container_is_removed_and_nobody_
     assert actions.calls == []  # a stopped holder is never started: the socket must exist first
 
 
+@pytest.mark.usefixtures("stopping_flow")
 def test_a_shadow_directory_that_is_not_empty_is_refused_and_nothing_is_removed(tmp_path: Path) -> None:
     path = tmp_path / "app.sock"
     path.mkdir()
@@ -221,6 +231,7 @@ def test_a_shadow_directory_that_is_not_empty_is_refused_and_nothing_is_removed(
     assert (path / "data").read_text() == "someone's file"
 
 
+@pytest.mark.usefixtures("stopping_flow")
 def test_a_shadow_directory_replaced_by_another_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "app.sock"
     path.mkdir()
@@ -232,6 +243,7 @@ def test_a_shadow_directory_replaced_by_another_is_refused(tmp_path: Path) -> No
     assert path.is_dir()
 
 
+@pytest.mark.usefixtures("stopping_flow")
 def test_a_running_holder_that_cannot_be_verified_stops_nobody(tmp_path: Path) -> None:
     """A doomed fix changes nothing: the holder's pid is not its container's, so the preflight refuses before the
     first stop."""
