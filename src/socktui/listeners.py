@@ -188,6 +188,7 @@ class ListenerIndex:
         self.tables = tables or SocketTables()
         self._pid_for: dict[int, int] = {}
         self._wanted: set[int] = set()
+        self._files: dict[int, tuple[tuple[int, int], str]] = {}  # socket inode -> the file it is bound to, its path
         self._listeners: dict[int, Listener] = {}
 
     def state(
@@ -208,7 +209,7 @@ class ListenerIndex:
             looked += 1
             found = _in_table(host, file, host_name)
             if found is not None:
-                return self._wanting(found, looked, unreadable)
+                return self._wanting(found, looked, unreadable, file, host_name)
         seen: set[int] = {host.netns} if host is not None else set()
         for pid, name in elsewhere:
             netns, table = self.tables.of_pid(pid)
@@ -221,13 +222,17 @@ class ListenerIndex:
             looked += 1
             found = _in_table(table, file, name)
             if found is not None:
-                return self._wanting(found, looked, unreadable)
+                return self._wanting(found, looked, unreadable, file, host_name)
         liveness = Liveness.UNSEEN if unreadable else Liveness.UNBOUND
         return SocketState(liveness=liveness, looked_in=looked, unreadable=unreadable, by_name=self.tables.fallback)
 
-    def _wanting(self, found: SocketState, looked: int, unreadable: int) -> SocketState:
+    def _wanting(
+        self, found: SocketState, looked: int, unreadable: int, file: tuple[int, int], host_name: str | None
+    ) -> SocketState:
         if found.socket_inode is not None:
             self._wanted.add(found.socket_inode)
+            if host_name is not None:
+                self._files[found.socket_inode] = (file, host_name)
         return SocketState(
             liveness=found.liveness,
             sock_type=found.sock_type,
@@ -246,8 +251,22 @@ class ListenerIndex:
         self._listeners.setdefault(listener.pid, listener)
 
     def resolve(self) -> None:
-        missing = self._wanted - set(self._pid_for)
+        missing = {inode for inode in self._wanted - set(self._pid_for) if self._still_bound_file(inode)}
         self._pid_for.update(pids_by_socket_inode(missing))
+
+    def _still_bound_file(self, socket_inode: int) -> bool:
+        """Is the socket's file still there? One that was unlinked since the table was read has no listener left to
+        name, and looking for it would cost a scan of every process (a server churning sockets would pay it each time).
+        """
+        known = self._files.get(socket_inode)
+        if known is None:
+            return True
+        file, path = known
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == file
 
     def listener(self, state: SocketState | None) -> Listener | None:
         if state is None or state.socket_inode is None:

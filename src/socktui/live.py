@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 10.0
 IDLE_WAKE_SECONDS = 0.5  # how often an idle Monitor looks at its cancel event
+# One mount is looked at again at most this often: a container binding and unlinking sockets as fast as it can costs
+# a bounded share of a core (its later changes wait, and coalesce), and a lone change is still handled at once.
+MOUNT_RECHECK_SECONDS = 0.25
 
 
 class LookKind(StrEnum):
@@ -115,6 +118,7 @@ class Marks:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._batch = Batch()
+        self._later: dict[str, tuple[str, float]] = {}  # path -> (change kind, monotonic time it is due)
 
     def paths(self, changes: Iterable[tuple[str, str]]) -> None:
         with self._cond:
@@ -152,6 +156,12 @@ class Marks:
             self._batch.full = True
             self._cond.notify()
 
+    def defer(self, paths: Mapping[str, str], until: float) -> None:
+        """Mark these paths again at ``until`` (``time.monotonic()``), unless they are marked sooner."""
+        with self._cond:
+            for path, kind in paths.items():
+                self._later[path] = (kind, until)
+
     def wake(self) -> None:
         with self._cond:
             self._cond.notify()
@@ -159,10 +169,21 @@ class Marks:
     def take(self, timeout: float) -> Batch:
         """What was marked, waiting up to ``timeout`` seconds for something; an empty Batch when nothing came."""
         with self._cond:
+            self._due()
             if not self._batch:
+                if self._later:
+                    timeout = max(0.0, min(timeout, min(due for _, due in self._later.values()) - time.monotonic()))
                 self._cond.wait(timeout)
+                self._due()
             batch, self._batch = self._batch, Batch()
         return batch
+
+    def _due(self) -> None:
+        now = time.monotonic()
+        for path, (kind, due) in list(self._later.items()):
+            if due <= now or path in self._batch.paths:
+                del self._later[path]
+                self._batch.paths.setdefault(path, kind)
 
 
 @dataclass
@@ -218,6 +239,7 @@ class Monitor:
         self._engine_down: str | None = None
         self._retry_at: float | None = None
         self._retry_delay = RETRY_FIRST_SECONDS
+        self._rechecked: dict[tuple[str, str], float] = {}  # (container, destination) -> when it was last looked at
         self.looks = 0  # whole looks done (tests and bench wait on these)
         self.batches = 0  # batches of marks handled
 
@@ -354,13 +376,36 @@ class Monitor:
         for path, kind in sorted(batch.paths.items()):
             if os.path.dirname(path) in watched or path in watched:
                 log.append(Change("", describe_path_change(path, kind)))
-        _merge(mounts, session.affected_by(batch.paths))
+        _merge(mounts, self._not_too_soon(batch.paths))
         reports, changes = session.recheck(whole.values(), mounts)
+        now = time.monotonic()
+        for cid, destinations in mounts.items():
+            for destination in destinations:
+                self._rechecked[(cid, destination)] = now
         log += changes
         changed = frozenset(r.container.id for r in reports)
         if changed or removed or log:
             self._send(changed=changed, removed=frozenset(removed), log=tuple(log))
         self._hand_interest()
+
+    def _not_too_soon(self, paths: Mapping[str, str]) -> dict[str, set[str]]:
+        """The mounts these paths touch; a path whose mount was looked at less than MOUNT_RECHECK_SECONDS ago waits
+        (deferred, and coalesced with what comes meanwhile) so that one busy mount cannot take the Monitor's time."""
+        now = time.monotonic()
+        mounts: dict[str, set[str]] = {}
+        later: dict[str, str] = {}
+        due = now
+        for path, kind in paths.items():
+            touched = self.session.affected_by([path])
+            last = max((self._rechecked.get((cid, d), 0.0) for cid, ds in touched.items() for d in ds), default=0.0)
+            if now - last < MOUNT_RECHECK_SECONDS:
+                later[path] = kind
+                due = max(due, last + MOUNT_RECHECK_SECONDS)
+            else:
+                _merge(mounts, touched)
+        if later:
+            self.marks.defer(later, due)
+        return mounts
 
     def _send(self, **what: object) -> None:
         containers, mounts, problems, worst = self.session.counts()

@@ -361,3 +361,46 @@ def test_marks_coalesce_per_path(gone: str) -> None:
     batch = marks.take(0)
     assert batch.paths == {"/s/a.sock": gone, "/s/b.sock": "added"}
     assert not marks.take(0)
+
+
+def test_a_deferred_mark_comes_back_when_it_is_due_and_a_fresh_mark_does_not_wait() -> None:
+    from socktui.live import Marks
+
+    marks = Marks()
+    marks.defer({"/s/a.sock": "added"}, time.monotonic() + 0.05)
+    assert not marks.take(0)  # not due yet
+    assert marks.take(TIMEOUT).paths == {"/s/a.sock": "added"}  # take waits until it is due, not for the timeout
+    marks.defer({"/s/b.sock": "added"}, time.monotonic() + TIMEOUT)
+    marks.paths([("/s/b.sock", "deleted")])
+    assert marks.take(0).paths == {"/s/b.sock": "deleted"}  # marked again: no waiting for the deferred one
+    assert not marks.take(0)
+
+
+def test_a_directory_churning_sockets_does_not_hold_up_another_containers_change(tmp_path: Path) -> None:
+    busy, quiet = tmp_path / "busy", tmp_path / "quiet"
+    busy.mkdir()
+    quiet.mkdir()
+    seeds = [bind(busy / "seed.sock"), bind(quiet / "seed.sock")]
+    engine = FakeEngine(dir_container("a", busy), dir_container("b", quiet))
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            sock = bind(busy / "churn.sock")
+            stop.wait(0.01)
+            (busy / "churn.sock").unlink()
+            sock.close()
+
+    churner = threading.Thread(target=churn, daemon=True)
+    with monitoring(engine) as run:
+        until(lambda: run.monitor.armed, "the sources")
+        churner.start()
+        try:
+            until(lambda: run.monitor.batches >= 5, "the churn to reach the Monitor")
+            new = bind(quiet / "new.sock")
+            until(lambda: "new.sock" in run.socket_names("b", "/run/quiet"), "the quiet container's change on screen")
+        finally:
+            stop.set()
+            churner.join(TIMEOUT)
+    for sock in (*seeds, new):
+        sock.close()
