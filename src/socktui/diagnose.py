@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from .engine import Engine
-from .fixes import offers
+from .fixes import Situation, offers
 from .listeners import ListenerIndex
 from .model import (
     CheckReport,
@@ -88,9 +88,15 @@ def report_for(obs: MountObservation) -> MountReport:
         bound=obs.target.bound,
         shadow_created_by_docker_at=decision.shadow_created_at if decision else None,
         sockets=sockets,
+        denial=decision.denial if decision else None,
         fixes=tuple(
             f
-            for f in offers(verdict, obs.mount, obs.role)
+            for f in offers(
+                verdict,
+                obs.mount,
+                obs.role,
+                Situation(running=obs.container.running, denial=decision.denial if decision else None),
+            )
             # Podman never creates a missing source at start and its compat API creates one at create for --mount
             # too, so --mount changes nothing there.
             if not (f.id == "use-mount-flag" and obs.engine.product is Product.PODMAN)

@@ -216,3 +216,16 @@ def kernel_dev(st_dev: int) -> int:
 def user_dev(kdev: int) -> int:
     """The userspace ``st_dev`` for the kernel's internal encoding: the inverse of :func:`kernel_dev`."""
     return os.makedev(kdev >> 20, kdev & 0xFFFFF)
+
+
+def id_maps(pid: int, proc: str = "/proc") -> tuple[str | None, str | None]:
+    """The text of ``/proc/PID/uid_map`` and ``gid_map`` (None each when it cannot be read): how the process's user
+    namespace maps its ids to the host's."""
+    found: list[str | None] = []
+    for name in ("uid_map", "gid_map"):
+        try:
+            with open(f"{proc}/{pid}/{name}", encoding="ascii", errors="replace") as f:
+                found.append(f.read(4096))
+        except OSError:
+            found.append(None)
+    return found[0], found[1]

@@ -276,6 +276,29 @@ class ContainerView:
     parents: tuple[PathStat, ...] = ()  # the directories above it, for the search-permission check
 
 
+class Grant(StrEnum):
+    """Who a refusing socket's (or directory's) mode lets connect, which decides the advice that can work."""
+
+    GROUP = "group"  # its group has the permission: --group-add that gid works
+    OWNER = "owner"  # only its owner (0600/0700): --group-add cannot help; the owner's uid, or a wider mode, can
+    UNMAPPED = "unmapped"  # the owner or group that has it is not mapped into the container's user namespace
+    NOBODY = "nobody"  # the mode grants it to no one but root
+
+
+@dataclass(frozen=True)
+class Denial:
+    """Why the container's user may not connect: the object that refuses (host ids), and what would grant it."""
+
+    path: str
+    what: str  # "write" (the socket) or "search" (a directory on the way)
+    mode: int
+    uid: int
+    gid: int
+    grant: Grant
+    group_to_add: int | None = None  # the gid to --group-add, as the container names it (None: not mapped)
+    owner_inside: int | None = None  # the owner's uid as the container names it (None: not mapped)
+
+
 @dataclass(frozen=True)
 class MountPoint:
     """What a stopped container's own writable layer holds at a mount's destination (overlay's upper layer).
@@ -329,6 +352,7 @@ class MountReport:
     sockets: tuple[SocketReport, ...] = ()
     fixes: tuple[FixOffer, ...] = ()
     mount_point: MountPoint | None = None  # a stopped container's own layer at the destination
+    denial: Denial | None = None  # denied: what refuses, and who its mode lets in
 
     @property
     def relevant(self) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from .fsview import ContainerRoot, DirNames, host_dir_names, host_lstat, kind_of_mode, resolve_source
-from .linux import errno_name
+from .linux import errno_name, id_maps
 from .model import (
     ContainerSpec,
     ContainerView,
@@ -27,7 +27,7 @@ from .model import (
     ProbeResult,
     Role,
 )
-from .permissions import resolve_creds
+from .permissions import IdMap, id_map_from, resolve_creds, unprivileged
 from .probe import probe_fd, probe_host_path
 from .remount import OVERLAY_DRIVERS, RepairRefused, layer_mount_point
 from .roles import ClueKind, DirClue, dir_clues, expected_in, role_of
@@ -64,6 +64,13 @@ class HostCache:
 
     def sockets_in(self, path: str) -> tuple[str, ...]:
         return self.names_in(path).sockets
+
+    def engine_root(self, engine: EngineInfo) -> int | None:
+        """The uid a rootless engine runs as: the owner of its socket (it creates missing bind sources as that)."""
+        if not engine.endpoint.startswith("unix://"):
+            return None
+        found = self.lstat(engine.endpoint.removeprefix("unix://"))
+        return found.uid if found.kind is Kind.SOCKET else None
 
 
 class SocketMemory:
@@ -128,6 +135,7 @@ class ContainerLook:
         self.container = container
         self.root: ContainerRoot | None = None
         self.unavailable: str | None = None
+        self._ids: tuple[IdMap | None] | None = None  # read once, when first wanted
         if not container.running:
             return
         if not container.pid:
@@ -146,6 +154,14 @@ class ContainerLook:
     def close(self) -> None:
         if self.root is not None:
             self.root.close()
+
+    def ids(self) -> IdMap | None:
+        """The container's user namespace maps, read from its process (None when it is not running)."""
+        if not self.container.running or not self.container.pid:
+            return None
+        if self._ids is None:
+            self._ids = (id_map_from(*id_maps(self.container.pid)),)
+        return self._ids[0]
 
     def creds(self) -> tuple[Creds | None, str]:
         user = self.container.user
@@ -236,7 +252,8 @@ def observe_mount(
 ) -> MountObservation:
     container = look.container
     user_creds, note = creds
-    needs_parents = user_creds is not None and not user_creds.root
+    ids = look.ids() if engine.local else None
+    needs_parents = user_creds is not None and unprivileged(user_creds, ids)
     if not engine.local:
         target = PathObservation(host_path=mount.source, container_path=mount.destination, host=None)
         return MountObservation(engine, container, mount, role, target)
@@ -290,6 +307,8 @@ def observe_mount(
         not_looked_at=not_looked_at,
         clues=clues,
         mount_point=mount_point,
+        ids=ids,
+        engine_root=cache.engine_root(engine) if engine.rootless else None,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from .compose import compose_of
 from .model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, Listener, MountReport, Role, SocketReport
+from .text import counted
 from .text import printable as printable  # re-exported: callers have long imported it from here
 
 SCHEMA = 1
@@ -117,7 +118,10 @@ def to_text(
     )
     total = sum(len(c.socket_mounts) for c in report.containers)
     problems = sum(c.problems for c in report.containers)
-    lines.append(f"{len(report.containers)} containers, {total} socket mounts, {problems} problems")
+    lines.append(
+        f"{counted(len(report.containers), 'container')}, {counted(total, 'socket mount')}, "
+        f"{counted(problems, 'problem')}"
+    )
     for note in report.notes:
         lines.extend(textwrap.wrap(f"note: {printable(note)}", width=width, subsequent_indent="      "))
     for c in report.containers:

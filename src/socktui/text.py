@@ -35,3 +35,8 @@ def printable(text: str) -> str:
 def printable_lines(text: str) -> str:
     """Like :func:`printable`, but keeps the line breaks of a message socktui itself laid out on several lines."""
     return "\n".join(printable(line) for line in text.split("\n"))
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """A count in words: '1 container', '2 containers', '0 problems'."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"

@@ -8,7 +8,7 @@ fine from the host); then the host probe; then the container user's permissions.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .compose import Flavour, compose_of
 from .model import (
@@ -16,7 +16,9 @@ from .model import (
     ContainerSpec,
     ContainerView,
     Creds,
+    Denial,
     EngineInfo,
+    Grant,
     Kind,
     Listener,
     Liveness,
@@ -29,8 +31,9 @@ from .model import (
     SocketState,
     Verdict,
 )
-from .permissions import SEARCH, WRITE, can_access
+from .permissions import SEARCH, WRITE, IdMap, can_access, denial_of, socket_mode_setting, unprivileged
 from .roles import ClueKind, DirClue
+from .text import counted
 
 # An empty root-owned directory whose mtime is this close to the container's start was made by Docker.
 SHADOW_WINDOW_SECONDS = 10.0
@@ -66,6 +69,8 @@ class MountObservation:
     not_looked_at: int = 0  # sockets inside a socket-dir beyond the per-mount bound, counted but not judged
     clues: tuple[DirClue, ...] = ()  # a socket-dir: why it should hold sockets (companions, memory, convention)
     mount_point: MountPoint | None = None  # a stopped container's own layer at the destination (file mounts only)
+    ids: IdMap | None = None  # the container's user namespace maps (running containers), None: ids are the host's
+    engine_root: int | None = None  # a rootless engine's own uid on the host, when no running container maps it
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class Decision:
     verdict: Verdict
     reason: str
     shadow_created_at: float | None = None
+    denial: Denial | None = None  # denied: what refuses and who its mode lets in (decides group-add vs the rest)
 
 
 def _clock(ts: float) -> str:
@@ -109,11 +115,17 @@ def decide(obs: MountObservation) -> Decision | None:
         return blocked
     decision = decide_path(obs.target, obs, file_mount=True)
     if obs.target.via_symlink is not None:
-        return Decision(
-            decision.verdict,
-            f"{decision.reason} (judged at {obs.target.via_symlink}: {mount.source} is a symlink, and Docker "
+        decision = replace(
+            decision,
+            reason=f"{decision.reason} (judged at {obs.target.via_symlink}: {mount.source} is a symlink, and Docker "
             "followed it when mounting)",
-            decision.shadow_created_at,
+        )
+    api = _engine_socket(obs)
+    if api is not None and not mount.rw:
+        decision = replace(
+            decision,
+            reason=f"{decision.reason}; mounted read-only (:ro), which does not limit what the {api} API allows: "
+            f"whoever in {obs.container.name} can connect can still create and start containers (root on the host)",
         )
     return decision
 
@@ -161,6 +173,21 @@ def _unstartable(obs: MountObservation) -> Decision | None:
         return None
     why = f"; the mount point in its layer was not looked at: {point.unavailable}" if point is not None else ""
     return Decision(Verdict.UNSTARTABLE, f"the last start of {container.name} failed{exit_code}: {said}{why}")
+
+
+_ENGINE_SOCKET_NAMES = {"docker.sock": "Docker", "podman.sock": "Podman"}
+
+
+def _engine_socket(obs: MountObservation) -> str | None:
+    """'Docker' or 'Podman' when this file mount is an engine's API socket: by its listener, else by its name."""
+    by_listener = api_server(obs.target.listener)
+    if by_listener in ("Docker", "Podman"):
+        return by_listener
+    for path in (obs.mount.source, obs.mount.destination):
+        name = _ENGINE_SOCKET_NAMES.get(path.rstrip("/").rsplit("/", 1)[-1])
+        if name is not None:
+            return name
+    return None
 
 
 def decide_path(target: PathObservation, obs: MountObservation, *, file_mount: bool) -> Decision:
@@ -413,7 +440,7 @@ def _missing(target: PathObservation, obs: MountObservation, *, file_mount: bool
 
 
 def _made_by(host: PathStat, obs: MountObservation) -> tuple[str, str] | None:
-    """Who made this empty root-owned directory at a missing socket's path, and when, judged by its mtime.
+    """Who made this empty directory (owned by the engine's root) at a missing socket's path, and when, by its mtime.
 
     Docker makes it when the container *starts* with a ``-v`` mount; Podman's Docker-compatible API when the
     container is *created* (for ``Binds`` and ``Mounts`` alike, never at start); podman-compose with ``mkdir`` just
@@ -436,38 +463,78 @@ def _made_by(host: PathStat, obs: MountObservation) -> tuple[str, str] | None:
             )
         return None
     if mount.from_binds and near(container.started_at):
-        return "Docker", f"when {container.name} started with a -v mount of a missing path"
+        return _docker(obs), f"when {container.name} started with a -v mount of a missing path"
     return None
+
+
+# Both ways servers meet a directory at their socket's path (the seed article's server dies of IsADirectoryError).
+SERVER_FAILS = (
+    "a server that binds there fails with EADDRINUSE, and one that unlinks the path first fails with EISDIR "
+    "(Python: IsADirectoryError)"
+)
+
+
+def engine_root_uid(obs: MountObservation) -> int:
+    """The host uid the engine creates missing bind sources as: root, or the root of its user namespace (the
+    user a rootless engine runs as, the remapped root of ``dockerd --userns-remap``)."""
+    if obs.ids is not None and not obs.ids.identity:
+        mapped = obs.ids.uid_to_host(0)
+        if mapped is not None:
+            return mapped
+    if obs.engine_root is not None:
+        return obs.engine_root
+    return 0
+
+
+def _owner_words(obs: MountObservation, uid: int) -> str:
+    if uid == 0:
+        return "root-owned"
+    if obs.engine.rootless:
+        return f"owned by uid {uid}, the user rootless {obs.engine.product.display} runs as"
+    return f"owned by uid {uid}, root of the engine's user namespace"
 
 
 def _shadowed(host: PathStat, obs: MountObservation) -> Decision:
     mount = obs.mount
-    empty_root = host.entries == 0 and host.uid == 0
-    made_by = _made_by(host, obs) if empty_root else None
+    root = engine_root_uid(obs)
+    by_engine = host.entries == 0 and host.uid == root
+    owner = _owner_words(obs, root)
+    made_by = _made_by(host, obs) if by_engine else None
     if made_by is not None:
         who, circumstance = made_by
         return Decision(
             Verdict.SHADOWED,
-            f"a directory stands where the socket should be: {who} created it (empty, root-owned) at "
-            f"{_clock(host.mtime)} {circumstance}; the server's bind() now fails with EADDRINUSE",
+            f"a directory stands where the socket should be: {who} created it (empty, {owner}) at "
+            f"{_clock(host.mtime)} {circumstance}; {SERVER_FAILS}",
             shadow_created_at=host.mtime,
         )
-    if empty_root and mount.from_binds is not False:
+    if by_engine and mount.from_binds is not False:
         makers = (
             "as Podman's Docker-compatible API and podman-compose create for a missing source"
             if obs.engine.product is Product.PODMAN
-            else "as Docker creates for a -v mount whose source is missing"
+            else f"as {_docker(obs)} creates for a -v mount whose source is missing"
         )
         return Decision(
             Verdict.SHADOWED,
-            f"an empty root-owned directory stands where the socket should be (made {_clock(host.mtime)}), "
-            f"{makers}; the server's bind() fails with EADDRINUSE",
+            f"an empty {'root-owned directory' if root == 0 else f'directory ({owner})'} stands where the socket "
+            f"should be (made {_clock(host.mtime)}), "
+            f"{makers}; {SERVER_FAILS}",
         )
-    count = "empty" if host.entries == 0 else f"{host.entries} entries" if host.entries is not None else "unreadable"
+    count = (
+        "empty"
+        if host.entries == 0
+        else counted(host.entries, "entry", "entries")
+        if host.entries is not None
+        else "unreadable"
+    )
     return Decision(
         Verdict.SHADOWED,
-        f"a directory ({count}, {_mode(host)}) stands where a socket is expected; the server cannot bind there",
+        f"a directory ({count}, {_mode(host)}) stands where a socket is expected; {SERVER_FAILS}",
     )
+
+
+def _docker(obs: MountObservation) -> str:
+    return "rootless Docker" if obs.engine.rootless else "Docker"
 
 
 def _not_socket(host: PathStat) -> Decision:
@@ -484,28 +551,59 @@ def _not_socket(host: PathStat) -> Decision:
 
 
 def _permission_problem(target: PathObservation, obs: MountObservation, host: PathStat) -> Decision | None:
-    creds = obs.creds
-    if creds is None or creds.root:
+    creds, ids = obs.creds, obs.ids
+    if creds is None or not unprivileged(creds, ids):
         return None
     who = obs.creds_note or f"uid {creds.uid} gid {creds.gid}"
+    if ids is not None and not ids.identity:
+        host_uid = ids.uid_to_host(creds.uid)
+        who += f" (host uid {host_uid if host_uid is not None else 'unmapped'} in its user namespace: {ids.describe()})"
     view = target.view
     # Judge the inode the container actually reaches when it has one; the host's otherwise.
     seen = view.stat if view is not None else None
     sock = seen if seen is not None and seen.kind is Kind.SOCKET else host
-    if not can_access(creds, sock, WRITE):
+    name = obs.container.name
+    if not can_access(creds, sock, WRITE, ids):
+        denial = denial_of(sock, WRITE, ids)
+        setting = socket_mode_setting(
+            target.listener.command if target.listener else None, target.host_path.rsplit("/", 1)[-1]
+        )
         return Decision(
             Verdict.DENIED,
-            f"{obs.container.name} runs as {who}, but the socket is {_mode(sock)}: connecting needs write "
-            f"permission (add --group-add {sock.gid}, or change the socket's group)",
+            f"{name} runs as {who}, but the socket is {_mode(sock)}: connecting needs write permission; "
+            + _what_would_let_it(denial, name, setting),
+            denial=denial,
         )
     for parent in _container_parents(target):
-        if parent.kind is Kind.DIRECTORY and not can_access(creds, parent, SEARCH):
+        if parent.kind is Kind.DIRECTORY and not can_access(creds, parent, SEARCH, ids):
+            denial = denial_of(parent, SEARCH, ids)
             return Decision(
                 Verdict.DENIED,
-                f"{obs.container.name} runs as {who}, but cannot search {parent.path} ({_mode(parent)}) "
-                f"on the way to {target.container_path}",
+                f"{name} runs as {who}, but cannot search {parent.path} ({_mode(parent)}) on the way to "
+                f"{target.container_path}; " + _what_would_let_it(denial, name, "the directory's mode (chmod o+x)"),
+                denial=denial,
             )
     return None
+
+
+def _what_would_let_it(denial: Denial, name: str, setting: str) -> str:
+    """The advice that works for this mode, checked against what the kernel would allow."""
+    if denial.grant is Grant.GROUP:
+        return f"its group has it: add --group-add {denial.group_to_add} to {name}"
+    if denial.grant is Grant.OWNER:
+        gid = denial.group_to_add if denial.group_to_add is not None else denial.gid
+        return (
+            f"only its owner's uid ({denial.uid}) can connect, so --group-add would not help; what would: "
+            f"{setting} (then --group-add {gid}), or running {name} as uid {denial.owner_inside} "
+            f"(--user {denial.owner_inside})"
+        )
+    if denial.grant is Grant.UNMAPPED:
+        return (
+            f"the owner ({denial.uid}) and group ({denial.gid}) that have it are not mapped into {name}'s user "
+            "namespace, so neither --group-add nor --user can reach them; only a mode that lets others in, or an "
+            "owner or group inside the mapped range, would"
+        )
+    return f"its mode lets nobody but root {denial.what} it; {setting} would"
 
 
 def _container_parents(target: PathObservation) -> tuple[PathStat, ...]:
@@ -557,7 +655,9 @@ def _decide_dir(obs: MountObservation) -> Decision:
     unseen = f" ({obs.not_looked_at} more not looked at)" if obs.not_looked_at else ""
     return Decision(
         worst.verdict,
-        f"{len(bad)} of {len(obs.entries)} sockets inside are not live{unseen}; {name}: {worst.reason}",
+        f"{len(bad)} of {counted(len(obs.entries), 'socket')} inside {'is' if len(bad) == 1 else 'are'} not "
+        f"live{unseen}; {name}: {worst.reason}",
+        denial=worst.denial,
     )
 
 

@@ -190,7 +190,7 @@ def test_text_summary_lines() -> None:
     text = to_text(sample_report())
     lines = text.splitlines()
     assert lines[0] == "engine: Docker 20.10.24 at unix:///var/run/docker.sock (local)"
-    assert lines[1] == "3 containers, 2 socket mounts, 1 problems"
+    assert lines[1] == "3 containers, 2 socket mounts, 1 problem"
     assert "web  [running]  live" in lines
     assert "db  [exited]  stale" in lines
     assert "plain  [running]  -" in lines

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 from ..model import ContainerReport, FixOffer, MountReport, MountSpec, Role, Verdict
 from ..text import printable
-from .advice import GroupAdd, MountParentDir, StartServerFirst, UseMountFlag
+from .advice import GroupAdd, MountParentDir, RunAsOwner, SocketMode, StartServerFirst, UseMountFlag
 from .base import (
     CONTAINER_TIMEOUT_SECONDS,
     DEFAULT_WAIT_SECONDS,
@@ -35,6 +35,7 @@ from .base import (
     FixResult,
     Plan,
     Refused,
+    Situation,
     Status,
     Step,
     StepKind,
@@ -60,6 +61,7 @@ __all__ = [
     "FixResult",
     "Plan",
     "Refused",
+    "Situation",
     "Status",
     "Step",
     "StepKind",
@@ -88,6 +90,8 @@ FIXES: tuple[Fix, ...] = (
     StartServerFirst(),
     UseMountFlag(),
     GroupAdd(),
+    SocketMode(),
+    RunAsOwner(),
 )
 _BY_ID = {f.id: f for f in FIXES}
 CATALOGUE: dict[str, FixOffer] = {f.id: f.offer for f in FIXES}
@@ -100,6 +104,8 @@ REPAIR_MOUNT_POINT = CATALOGUE["repair-mount-point"]
 MOUNT_PARENT_DIR = CATALOGUE["mount-parent-dir"]
 USE_MOUNT_FLAG = CATALOGUE["use-mount-flag"]
 GROUP_ADD = CATALOGUE["group-add"]
+SOCKET_MODE = CATALOGUE["socket-mode"]
+RUN_AS_OWNER = CATALOGUE["run-as-owner"]
 START_SERVER_FIRST = CATALOGUE["start-server-first"]
 
 
@@ -107,9 +113,16 @@ def fix_for(fix_id: str) -> Fix | None:
     return _BY_ID.get(fix_id)
 
 
-def offers(verdict: Verdict | None, mount: MountSpec, role: Role) -> tuple[FixOffer, ...]:
-    """Fixes that apply to a mount in this state, the ones that change something first."""
-    applying = [f for f in FIXES if f.applies(verdict, mount, role)]
+def offers(
+    verdict: Verdict | None, mount: MountSpec, role: Role, situation: Situation | None = None
+) -> tuple[FixOffer, ...]:
+    """Fixes that apply to a mount in this state, the ones that change something first.
+
+    ``situation`` (whether the container runs, who a refusing mode lets in) keeps out advice that would not work:
+    ``group-add`` for a socket only its owner may use, ``docker start`` for a running container.
+    """
+    known = situation or Situation(running=False)
+    applying = [f for f in FIXES if f.applies(verdict, mount, role) and f.suits(verdict, role, known)]
     return tuple(f.offer for f in sorted(applying, key=lambda f: not f.changes))
 
 

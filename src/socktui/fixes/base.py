@@ -22,7 +22,18 @@ from typing import ClassVar, Protocol
 
 from ..compose import compose_of
 from ..hostpath import kind_of_mode, resolve
-from ..model import ContainerReport, ContainerSpec, FixOffer, Kind, MountReport, MountSpec, PathStat, Role, Verdict
+from ..model import (
+    ContainerReport,
+    ContainerSpec,
+    Denial,
+    FixOffer,
+    Kind,
+    MountReport,
+    MountSpec,
+    PathStat,
+    Role,
+    Verdict,
+)
 from ..probe import probe_fd
 from ..text import printable
 
@@ -270,6 +281,15 @@ def socket_accepts(path: str) -> bool:
         os.close(fd)
 
 
+@dataclass(frozen=True)
+class Situation:
+    """What besides the verdict decides whether a fix's advice would work: is the container running (a file mount
+    then pins the old inode), and who the refusing socket's mode lets in."""
+
+    running: bool
+    denial: Denial | None = None
+
+
 class Closeable(Protocol):
     def close(self) -> None: ...
 
@@ -324,6 +344,10 @@ class Fix:
 
     def applies(self, verdict: Verdict | None, mount: MountSpec, role: Role) -> bool:
         return verdict in self.verdicts and role in self.roles
+
+    def suits(self, verdict: Verdict | None, role: Role, situation: Situation) -> bool:
+        """Whether the fix would really work here (checked after ``applies``); fixes that can be wrong override."""
+        return True
 
     # ------------------------------------------------------------------ planning
     def plan(self, report: ContainerReport, mount: MountReport, everyone: list[ContainerReport], wait: float) -> Plan:

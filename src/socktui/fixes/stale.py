@@ -18,6 +18,22 @@ def stale_target(mount: MountReport) -> tuple[str, PathStat | None, str | None]:
     return mount.mount.source, mount.host, None
 
 
+def _then(report: ContainerReport, mount: MountReport) -> str:
+    """What to do next, and what a restart in between would do to a file mount of a path that is then missing."""
+    then = "Then start the server so it binds again."
+    if mount.role is not Role.SOCKET:
+        return then
+    name, source = report.container.name, mount.mount.source
+    if mount.mount.from_binds is False:
+        return f"{then} Until it has, {name} cannot start (--mount: bind source path does not exist)."
+    return (
+        f"{then} Warning: if {name} starts or restarts before the server has bound {source} again, Docker creates "
+        "a directory there (a -v mount of a missing path; Podman refuses to start it instead): that directory "
+        f"blocks the server, and {name} itself fails to start (a directory cannot be mounted onto the file mount "
+        "point it already has). Start the server first."
+    )
+
+
 class RemoveStaleSocket(Fix):
     id = "remove-stale-socket"
     title = "Remove the socket file nobody listens on"
@@ -42,7 +58,7 @@ class RemoveStaleSocket(Fix):
             mount.mount,
             steps,
             preconditions,
-            "Then start the server so it binds again.",
+            _then(report, mount),
             holders=holders_of(mount.mount.source, everyone, entry),
             writers=writers_of(everyone),
         )

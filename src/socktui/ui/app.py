@@ -26,7 +26,7 @@ from ..live import Counts, LookKind, Monitor, Update
 from ..model import CheckReport, ContainerReport, EngineInfo, MountReport
 from ..session import Change, Options, Session, make_session
 from ..settings import Settings
-from ..text import printable, printable_lines
+from ..text import counted, printable, printable_lines
 from .commands import COMMANDS, bindings
 from .messages import LogLine, Updated
 from .screens import ConnectScreen, FixScreen, HelpScreen
@@ -225,7 +225,7 @@ class SocktuiApp(App[int]):
                 self.show_mount_info()
         problems = sum(c.problems for c in report.containers)
         count = len(report.containers)
-        self.log_line(f"checked {count} container{'s' * (count != 1)}: {problems} problem{'s' * (problems != 1)}")
+        self.log_line(f"checked {counted(count, 'container')}: {counted(problems, 'problem')}")
 
     def show_changes(self, update: Update) -> None:
         self.report = report = update.report
@@ -280,12 +280,12 @@ class SocktuiApp(App[int]):
     def update_topbar(self, report: CheckReport, checking: bool = False) -> None:
         text = Text("socktui ", style="bold")
         if checking:
-            text.append(f"checking {len(report.containers)} containers… · ")
+            text.append(f"checking {counted(len(report.containers), 'container')}… · ")
         else:
             c = self.counts
             problems = c.problems
-            text.append(f"{problems} problems", style=f"bold {verdict_color(self, c.worst)}" if problems else "")
-            text.append(f" · {c.containers} containers · {c.mounts} sockets · ")
+            text.append(counted(problems, "problem"), style=f"bold {verdict_color(self, c.worst)}" if problems else "")
+            text.append(f" · {counted(c.containers, 'container')} · {counted(c.mounts, 'socket')} · ")
         tail = "  read-only" if self.session.options.read_only else ""
         bar = self.query_one("#topbar", Static)
         width = bar.size.width or (self.size.width or 80) - 2  # the bar's own width, inside its padding
