@@ -332,18 +332,24 @@ def test_denied_for_non_root_user_then_live_with_group_add(
     m = mount_at(look(engine, name), "/run/app.sock")
     assert m.verdict is Verdict.DENIED, m.reason
     assert "uid 1000" in m.reason
-    assert f"--group-add {st.st_gid}" in m.reason
-    assert fix_ids(m) == ["group-add"]
+    # 0600: the group has no write bit, so --group-add would not help (issue 11); only the owner's uid can.
+    assert "only its owner's uid (0) can connect, so --group-add would not help" in m.reason
+    assert fix_ids(m) == ["socket-mode", "run-as-owner"]
 
     _, c = check_json(engine, name, expect_rc=1)
     jm = json_mount(c, "/run/app.sock")
-    assert jm["verdict"] == "denied" and "--group-add" in jm["reason"]
-    assert [f["id"] for f in jm["fixes"]] == ["group-add"]
+    assert jm["verdict"] == "denied" and "--group-add would not help" in jm["reason"]
+    assert [f["id"] for f in jm["fixes"]] == ["socket-mode", "run-as-owner"]
 
-    # The same user with the socket's group, on a 0660 socket of a group the image does not know: live.
+    # A 0660 socket of a group the image does not know: group-add with that gid, and with it: live.
     gid = 4242
     other = sockserver.start(d / "b.sock", mode=0o660)
     os.chown(other.path, 0, gid)
+    name1 = unique_name()
+    containers.run(name=name1, command=TRAP, user="1000:1000", binds=[f"{other.path}:/run/app.sock"])
+    m1 = mount_at(look(engine, name1), "/run/app.sock")
+    assert m1.verdict is Verdict.DENIED and f"add --group-add {gid}" in m1.reason, m1.reason
+    assert fix_ids(m1) == ["group-add"]
     name2 = unique_name()
     containers.run(
         name=name2, command=TRAP, user="1000:1000", group_add=[str(gid)], binds=[f"{other.path}:/run/app.sock"]

@@ -65,7 +65,7 @@ def test_podman_is_found_through_container_host_when_the_docker_socket_is_absent
 
     rc, out, err = run_cli(["check", name])
     lines = out.splitlines()
-    header = " ".join(" ".join(lines[: next(i for i, x in enumerate(lines) if " containers, " in x)]).split())
+    header = " ".join(" ".join(lines[: next(i for i, x in enumerate(lines) if " socket mount" in x)]).split())
     assert header.startswith(
         f"engine: Podman {doc['engine']['version']} at {podman_engine.host} (local, via CONTAINER_HOST,"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 
 from ..model import ContainerReport, Kind, MountReport, PathStat, Role, Verdict
+from ..text import printable
 from .act import Target, check_holders, check_links, open_target, remove_aside, still_refused
 from .base import Fix, Plan, Refused, Run, Step, StepKind, holders_of, writers_of
 
@@ -23,7 +24,8 @@ def _then(report: ContainerReport, mount: MountReport) -> str:
     then = "Then start the server so it binds again."
     if mount.role is not Role.SOCKET:
         return then
-    name, source = report.container.name, mount.mount.source
+    # Prose, not a snippet: names from outside escaped, so a newline in a path cannot start a line of the plan.
+    name, source = printable(report.container.name), printable(mount.mount.source)
     if mount.mount.from_binds is False:
         return f"{then} Until it has, {name} cannot start (--mount: bind source path does not exist)."
     return (
