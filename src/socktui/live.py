@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from .diagnose import Cancelled
 from .engine import EngineError
+from .enginesock import explain_unreachable
 from .fsview import host_lstat
 from .model import CheckReport, ContainerReport, ContainerSpec, EngineInfo, Kind, Role, Verdict
 from .observe import HostCache, mount_role
@@ -321,7 +322,8 @@ class Monitor:
         except Cancelled:
             return
         except EngineError as exc:
-            self._engine_failed(str(exc), retry=True)
+            # The engine's socket judged first (a directory, a stale file, ...), with the fix that applies.
+            self._engine_failed(str(explain_unreachable(exc, self.session.engine.endpoint)), retry=True)
             return
         self.looks += 1
         back = self._engine_down is not None

@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from ..diagnose import diagnose, unmatched
-from ..engine import Engine
+from ..engine import Engine, EngineError
+from ..enginesock import explain_unreachable
 from ..explain import charset_for, text_explainer
 from ..report import to_json, to_text
 
@@ -41,7 +42,11 @@ def add_check_parser(
 
 def run_check(args: argparse.Namespace) -> int:
     engine = Engine.from_options(host=args.host, context=args.context)
-    report = diagnose(engine, names=args.containers, expected=args.expect, connect=args.connect)
+    try:
+        report = diagnose(engine, names=args.containers, expected=args.expect, connect=args.connect)
+    except EngineError as exc:
+        # Before "nothing is listening": what is at the engine's socket path (a directory, a stale file, ...).
+        raise explain_unreachable(exc, engine.endpoint) from exc
     missing = unmatched([c.container for c in report.containers], args.containers)
     if missing:
         print(f"socktui: no such container: {', '.join(missing)} (see `docker ps -a`)", file=sys.stderr)

@@ -1,15 +1,22 @@
-"""``socktui fix CONTAINER DESTINATION [FIX_ID] [--dry-run] [--yes]``: list, preview, confirm, apply, record."""
+"""``socktui fix CONTAINER DESTINATION [FIX_ID] [--dry-run] [--yes]``: list, preview, confirm, apply, record.
+
+``socktui fix --engine-socket [FIX_ID]`` does the same for the engine's own socket, which needs no engine: it is
+what to run when the engine cannot start (a directory where ``docker.sock`` belongs).
+"""
 
 from __future__ import annotations
 
 import argparse
 import posixpath
 import sys
+from collections.abc import Callable
 
 from .. import audit
 from ..diagnose import diagnose
-from ..engine import Engine
-from ..fixes import DEFAULT_WAIT_SECONDS, FixResult, Status, apply_plan, fix_command, plan_fix, render_plan
+from ..engine import Engine, EngineError
+from ..enginesock import engine_socket_command, explain_unreachable, judge_engine_socket
+from ..fixes import DEFAULT_WAIT_SECONDS, FixResult, Plan, Status, apply_plan, fix_command, plan_fix, render_plan
+from ..fixes.enginesock import ENGINE_SOCKET_FIXES, NO_CONTAINERS
 from ..model import ContainerReport, MountReport
 from ..text import printable
 
@@ -30,9 +37,17 @@ def add_fix_parser(
             "when not on a terminal). Exit 0 applied or nothing to do, 1 refused or failed, 2 usage or engine error."
         ),
     )
-    fix.add_argument("container", metavar="CONTAINER", help="container name or id")
-    fix.add_argument("destination", metavar="DESTINATION", help="the mount's path inside the container (or its source)")
+    fix.add_argument("container", nargs="?", metavar="CONTAINER", help="container name or id")
+    fix.add_argument(
+        "destination", nargs="?", metavar="DESTINATION", help="the mount's path inside the container (or its source)"
+    )
     fix.add_argument("fix_id", nargs="?", metavar="FIX_ID", help="which fix to apply")
+    fix.add_argument(
+        "--engine-socket",
+        action="store_true",
+        help="fix the engine's own socket instead of a mount (then the only argument is FIX_ID); works while the "
+        "engine is down",
+    )
     fix.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     fix.add_argument("-y", "--yes", action="store_true", help="apply without asking")
     fix.add_argument(
@@ -74,8 +89,19 @@ def _print_result(result: FixResult) -> None:
 
 
 def run_fix(args: argparse.Namespace) -> int:
+    if args.engine_socket:
+        return run_engine_socket_fix(args)
+    if args.container is None or args.destination is None:
+        print(
+            "socktui fix: CONTAINER and DESTINATION are needed (or --engine-socket [FIX_ID] for the engine's socket)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     engine = Engine.from_options(host=args.host, context=args.context)
-    check = diagnose(engine, expected=args.expect)
+    try:
+        check = diagnose(engine, expected=args.expect)
+    except EngineError as exc:
+        raise explain_unreachable(exc, engine.endpoint) from exc
     chosen = [c for c in check.containers if args.container in (c.container.name, c.container.id)] or [
         c for c in check.containers if len(args.container) >= 3 and c.container.id.startswith(args.container)
     ]
@@ -108,6 +134,11 @@ def run_fix(args: argparse.Namespace) -> int:
         return EXIT_DONE
 
     plan = plan_fix(args.fix_id, report, mount, check.containers, wait_seconds=args.wait)
+    return _confirm_and_apply(args, plan, lambda p, **kw: apply_plan(p, engine, wait_seconds=args.wait, **kw))
+
+
+def _confirm_and_apply(args: argparse.Namespace, plan: Plan, apply: Callable[..., FixResult]) -> int:
+    """Print the plan, then refuse, stop at a dry run, ask, or apply it; every outcome but a dry run is recorded."""
     print(render_plan(plan))
     if plan.refusal:
         _warn(audit.record(FixResult(plan, Status.REFUSED, plan.refusal)))
@@ -119,7 +150,7 @@ def run_fix(args: argparse.Namespace) -> int:
         print("dry run: nothing was changed")
         return EXIT_DONE
     if args.read_only:
-        result = apply_plan(plan, engine, read_only=True)
+        result = apply(plan, read_only=True)
         _warn(audit.record(result))
         print(f"refused: {printable(result.message)}", file=sys.stderr)
         return EXIT_REFUSED
@@ -134,10 +165,45 @@ def run_fix(args: argparse.Namespace) -> int:
             _warn(audit.record(result))
             print("nothing was changed")
             return EXIT_REFUSED
-    result = apply_plan(plan, engine, wait_seconds=args.wait, progress=lambda r: None)
+    result = apply(plan, progress=lambda r: None)
     _warn(audit.record(result))
     _print_result(result)
     return EXIT_DONE if result.ok else EXIT_REFUSED
+
+
+def run_engine_socket_fix(args: argparse.Namespace) -> int:
+    """The engine's socket: judged without the engine (which may be down because of it), its fix listed or applied."""
+    fix_id = args.container  # with --engine-socket the first word is the fix
+    if args.destination is not None:
+        print("socktui fix --engine-socket takes at most one argument, FIX_ID", file=sys.stderr)
+        return EXIT_USAGE
+    engine = Engine.from_options(host=args.host, context=args.context)
+    judged = judge_engine_socket(engine.endpoint)
+    if judged is None:
+        print(
+            f"socktui: the engine at {printable(engine.endpoint.url)} is not a local socket: its socket is not "
+            "ours to look at",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    print(f"engine socket {printable(judged.path)}: {judged.verdict.value}")
+    print(f"  {printable(judged.reason)}")
+    if not fix_id:
+        if judged.fix is None:
+            print(f"no fix socktui can apply{': ' + printable(judged.advice) if judged.advice else ''}")
+            return EXIT_DONE
+        fix = ENGINE_SOCKET_FIXES[judged.fix]
+        print("fixes:")
+        print(f"  {fix.id:<22} {fix.title} (changes things)")
+        print(f"apply it with: sudo {printable(engine_socket_command(engine.endpoint))} {fix.id}")
+        return EXIT_DONE
+    chosen = ENGINE_SOCKET_FIXES.get(fix_id)
+    if chosen is None:
+        known = ", ".join(ENGINE_SOCKET_FIXES)
+        print(f"socktui: no engine-socket fix {printable(fix_id)!r} ({known})", file=sys.stderr)
+        return EXIT_USAGE
+    plan = chosen.plan_for(judged, judged.start)
+    return _confirm_and_apply(args, plan, lambda p, **kw: chosen.apply(p, NO_CONTAINERS, **kw))
 
 
 def _warn(message: str | None) -> None:

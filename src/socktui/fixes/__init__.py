@@ -165,7 +165,9 @@ def render_plan(plan: Plan) -> str:
     mount = plan.mount
     lines = [
         f"{plan.fix.id}: {plan.fix.title}",
-        f"  for {printable(plan.container.name)}: {printable(mount.source)} -> {printable(mount.destination)}",
+        f"  for {printable(plan.container.name)}: {printable(mount.source)} -> {printable(mount.destination)}"
+        if plan.container.id
+        else f"  for the engine's socket: {printable(mount.source)}",
     ]
     if plan.refusal:
         lines.append(f"  cannot plan: {printable(plan.refusal)}")
