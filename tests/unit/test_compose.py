@@ -265,9 +265,13 @@ def test_use_mount_flag_snippet_is_yaml_the_compose_accepts() -> None:
 def test_snippets_use_podmans_commands_on_podman() -> None:
     pod = container(product=Product.PODMAN)
     assert "podman run --group-add 0" in _advice("group-add", pod, Verdict.DENIED)
-    assert "podman start web" in _advice("start-server-first", pod)
+    stopped = container("exited", product=Product.PODMAN)
+    assert "podman start web" in _advice("start-server-first", stopped)
+    # A running container is never told to start (its file mount pins the old inode): restart, or re-attach.
+    running = _advice("start-server-first", pod)
+    assert "podman restart web" in running and "podman start web" not in running
     assert "podman run -v /run/app:" in _advice("mount-parent-dir", pod, Verdict.DETACHED)
-    composed = _advice("start-server-first", labelled(PODMAN_LABELS, product=Product.PODMAN))
+    composed = _advice("start-server-first", labelled(PODMAN_LABELS, product=Product.PODMAN, state="exited"))
     assert info(PODMAN_LABELS).up() in composed and "podman start" not in composed
     for fix_id, verdict in (("group-add", Verdict.DENIED), ("start-server-first", Verdict.MISSING)):
         assert "docker" not in _advice(fix_id, pod, verdict)
