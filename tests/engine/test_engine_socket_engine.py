@@ -24,7 +24,7 @@ import pytest
 from textual.widgets import Static
 
 from harness import PrivateDaemon, engine_from_env, wait_for
-from socktui.demo.daemon import pids_mentioning
+from socktui.demo.daemon import mountpoints_under, pids_mentioning, unmount_under
 from socktui.session import Options, make_session
 from socktui.ui.app import SocktuiApp
 
@@ -42,6 +42,11 @@ def workdir() -> Iterator[Path]:
     finally:
         for pid in pids_mentioning(str(path)):
             os.kill(pid, signal.SIGKILL)
+        # A killed dockerd leaves its data root mounted, under the next one's: unmount until nothing is left.
+        for _ in range(5):
+            if not mountpoints_under(path):
+                break
+            unmount_under(path)
         shutil.rmtree(path, ignore_errors=True)
 
 
