@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from socktui.fixes import FIXES, Plan, Status, Step, StepKind, apply_plan, plan_fix
+from socktui.fixes import FIXES, Fix, Plan, Status, Step, StepKind, apply_plan, plan_fix
 from socktui.fsview import host_lstat
 from socktui.model import ContainerReport, ContainerSpec, FixOffer, MountReport, MountSpec, Role, Verdict
 
@@ -91,11 +91,8 @@ def test_every_fix_that_changes_something_is_listed() -> None:
 
 
 @pytest.mark.parametrize("fix", CHANGING, ids=lambda f: f.id)
-def test_read_only_refuses_every_fix_before_anything_is_looked_at_or_done(fix: object, tmp_path: Path) -> None:
+def test_read_only_refuses_every_fix_before_anything_is_looked_at_or_done(fix: Fix, tmp_path: Path) -> None:
     """Whatever the plan says, read-only refuses: not one container action, not one file touched."""
-    from socktui.fixes import Fix
-
-    assert isinstance(fix, Fix)
     source = tmp_path / "app.sock"
     source.mkdir()  # something a step could remove
     spec = container("running", os.getpid(), MountSpec("bind", str(source), "/run/app.sock"))

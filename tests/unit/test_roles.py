@@ -157,7 +157,7 @@ odd_text = st.one_of(
 
 @given(odd_text)
 def test_looks_like_socket_never_raises(path: str) -> None:
-    assert looks_like_socket(path) in (True, False)
+    looks_like_socket(path)  # what can fail here is a crash on odd input (the result is a bool by its type)
 
 
 @given(st.text(min_size=1))
