@@ -34,6 +34,7 @@ from textual import events
 from textual.message import Message
 
 from harness import SocketServer
+from socktui.live import MOUNT_RECHECK_SECONDS
 from socktui.model import CheckReport, ContainerReport, MountReport, Verdict
 from socktui.session import Options, make_session
 from socktui.ui.app import SocktuiApp
@@ -418,7 +419,9 @@ async def _bind_unlink(app: BenchApp, fx: Fixtures, farm: Farm, results: LiveRes
             what=f"bind {name}",
         )
         _add(bind, t0, state, frame)
-        await asyncio.sleep(0.1)
+        # Each sample is a lone change: the Monitor looks at one mount at most every MOUNT_RECHECK_SECONDS (a change
+        # repeated sooner waits for it, by design: the churn measurement covers that), so the next one comes later.
+        await asyncio.sleep(MOUNT_RECHECK_SECONDS + 0.05)
         t0, state, frame, _ = await expect(
             app,
             lambda path=path: farm.unlink([path])[0],
@@ -426,7 +429,7 @@ async def _bind_unlink(app: BenchApp, fx: Fixtures, farm: Farm, results: LiveRes
             what=f"unlink {name}",
         )
         _add(unlink, t0, state, frame)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(MOUNT_RECHECK_SECONDS + 0.05)
     timeouts = bind.timeouts + unlink.timeouts
     log(f"  bind/unlink: {len(bind.state_ms)}/{len(unlink.state_ms)} samples, {timeouts} timeouts")
 
