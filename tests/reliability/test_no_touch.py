@@ -209,8 +209,9 @@ def test_a_namesake_sharing_the_network_namespace_is_never_named(
     containers.created.append(hostile)
     client.start(hostile)
     hostile_pid = client.inspect_container(hostile)["State"]["Pid"]
+    namesake = f"/proc/{hostile_pid}/root/app.sock"
     wait_for(
-        lambda: stat.S_ISSOCK(os.lstat(f"/proc/{hostile_pid}/root/app.sock").st_mode),
+        lambda: os.path.lexists(namesake) and stat.S_ISSOCK(os.lstat(namesake).st_mode),  # not bound yet: wait
         timeout=10,
         message="the hostile container to bind its namesake",
     )
