@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, urlparse
 
@@ -55,14 +56,31 @@ class Endpoint:
         return False  # ssh:// and anything else: paths belong to another machine
 
 
+class Failure(StrEnum):
+    """Why the engine could not be used: decides whether its socket path is worth judging (``enginesock``)."""
+
+    UNREACHABLE = "unreachable"  # nothing accepted the connection: no file, a refused connect
+    DENIED = "denied"  # the socket refused socktui (EACCES)
+    TOO_OLD = "too-old"
+    TIMEOUT = "timeout"
+    ENDPOINT = "endpoint"  # the endpoint itself could not be chosen
+    OTHER = "other"
+
+    @property
+    def at_the_socket(self) -> bool:
+        """The socket could not be used at all, so what stands at its path says more than the error does."""
+        return self in (Failure.UNREACHABLE, Failure.DENIED)
+
+
 class EngineError(Exception):
     """The engine could not be used. ``advice`` says what the user can do about it."""
 
-    def __init__(self, endpoint: str, problem: str, advice: str) -> None:
+    def __init__(self, endpoint: str, problem: str, advice: str, failure: Failure = Failure.OTHER) -> None:
         super().__init__(f"{endpoint}: {problem}")
         self.endpoint = endpoint
         self.problem = problem
         self.advice = advice
+        self.failure = failure
 
     def __str__(self) -> str:
         return f"cannot reach the engine at {self.endpoint}: {self.problem}\n{self.advice}"
@@ -70,6 +88,9 @@ class EngineError(Exception):
 
 class EndpointError(EngineError):
     """The endpoint could not even be chosen: a malformed address, a context that does not exist, -H with --context."""
+
+    def __init__(self, endpoint: str, problem: str, advice: str, failure: Failure = Failure.ENDPOINT) -> None:
+        super().__init__(endpoint, problem, advice, failure)
 
     def __str__(self) -> str:
         return f"{self.problem}\n{self.advice}"
@@ -272,11 +293,12 @@ def _looks_like_podman(endpoint: Endpoint) -> bool:
     return "podman" in endpoint.url or endpoint.source.startswith(("CONTAINER_HOST", "Podman"))
 
 
-def _advice_for(endpoint: Endpoint, exc: BaseException) -> tuple[str, str]:
+def _advice_for(endpoint: Endpoint, exc: BaseException) -> tuple[Failure, str, str]:
     text = str(exc)
     path = urlparse(endpoint.url).path if endpoint.url.startswith("unix://") else ""
     if "Permission denied" in text or "EACCES" in text:
         return (
+            Failure.DENIED,
             "permission denied on the engine socket",
             f"Join the group that owns {path or 'the socket'} (usually: sudo usermod -aG docker $USER, then log in "
             "again), or run socktui with sudo.",
@@ -292,20 +314,24 @@ def _advice_for(endpoint: Endpoint, exc: BaseException) -> tuple[str, str]:
         else:
             start = "Start the daemon (sudo systemctl start docker)"
         return (
+            Failure.UNREACHABLE,
             "nothing is listening there",
             f"{start}, or point socktui at the right engine with --host, --context or DOCKER_HOST.",
         )
     if "API versions below" in text or "InvalidVersion" in type(exc).__name__:
         return (
+            Failure.TOO_OLD,
             f"the engine's API is too old for socktui ({text.splitlines()[0] if text else 'unsupported version'})",
             "Upgrade the engine (Docker 1.12 or newer speaks API 1.24), or inspect it with an older tool.",
         )
     if "timed out" in text.lower() or "timeout" in text.lower():
         return (
+            Failure.TIMEOUT,
             "the engine did not answer in time",
             "The daemon may be overloaded or stuck; try again, or check it.",
         )
     return (
+        Failure.OTHER,
         text.splitlines()[0] if text else type(exc).__name__,
         "Check that the engine is running and reachable.",
     )
@@ -518,15 +544,15 @@ class Engine:
         return cls(resolve_endpoint(host=host, context=context), timeout=timeout)
 
     def _fail(self, exc: BaseException) -> EngineError:
-        problem, advice = _advice_for(self.endpoint, exc)
+        failure, problem, advice = _advice_for(self.endpoint, exc)
         if self._dialer is not None and self._dialer.last_error:
             # Over ssh every failure looks like a closed connection; what ssh itself said is the reason.
-            problem = f"ssh said: {self._dialer.last_error}"
+            failure, problem = Failure.OTHER, f"ssh said: {self._dialer.last_error}"
             advice = (
                 f"Check that `{' '.join(ssh_argv(self.endpoint.url)[:-3])} docker version` works: socktui runs the "
                 "same ssh command as the docker CLI, with your ssh config and keys."
             )
-        return EngineError(f"{self.endpoint.url} ({self.endpoint.source})", problem, advice)
+        return EngineError(f"{self.endpoint.url} ({self.endpoint.source})", problem, advice, failure)
 
     @property
     def client(self) -> docker.APIClient:

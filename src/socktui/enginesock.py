@@ -26,8 +26,6 @@ from .permissions import WRITE, can_access
 from .text import counted
 
 REMOVE_SHADOW_DIR = "remove-shadow-dir"
-# The engine errors (``engine._advice_for``) that mean the socket itself could not be used: judge it then.
-SOCKET_PROBLEMS = ("nothing is listening", "permission denied")
 
 
 @dataclass(frozen=True)
@@ -232,11 +230,11 @@ def explain_unreachable(exc: EngineError, endpoint: Endpoint) -> EngineError:
 
     A socket that a daemon is bound to is fine: then the engine's own answer was the problem, and ``exc`` stands.
     """
-    if isinstance(exc, EndpointError) or not exc.problem.startswith(SOCKET_PROBLEMS):
+    if isinstance(exc, EndpointError) or not exc.failure.at_the_socket:
         return exc  # a timeout, a refusal by the engine, an old API: the socket let us through; its answer did not
     judged = judge_engine_socket(endpoint)
     if judged is None or judged.verdict is Verdict.LIVE:
         return exc
     if judged.verdict is Verdict.UNKNOWN and judged.host is not None and judged.host.kind is Kind.SOCKET:
         return exc  # a socket whose listener could not be seen: the engine's own error says more
-    return EngineError(exc.endpoint, f"{judged.verdict.value}: {judged.reason}", judged.advice)
+    return EngineError(exc.endpoint, f"{judged.verdict.value}: {judged.reason}", judged.advice, exc.failure)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from builders import directory, lstat_error, missing, regular_file, sock
 
-from socktui.engine import Endpoint, EndpointError, EngineError
+from socktui.engine import Endpoint, EndpointError, EngineError, Failure
 from socktui.enginesock import decide_engine_socket, engine_socket_command, explain_unreachable, judge_engine_socket
 from socktui.model import Creds, Listener, Liveness, Product, SocketState, Verdict
 
@@ -90,7 +90,9 @@ def test_the_fix_command_names_the_endpoint_unless_it_is_the_default() -> None:
 def test_explain_replaces_nothing_is_listening_with_what_is_there(tmp_path: Path) -> None:
     (tmp_path / "docker.sock").mkdir()
     endpoint = Endpoint(f"unix://{tmp_path}/docker.sock", "--host")
-    exc = EngineError(f"{endpoint.url} (--host)", "nothing is listening there", "Start the daemon.")
+    exc = EngineError(
+        f"{endpoint.url} (--host)", "nothing is listening there", "Start the daemon.", Failure.UNREACHABLE
+    )
     explained = explain_unreachable(exc, endpoint)
     assert explained.problem.startswith("shadowed: a directory (empty, root-owned")
     assert f"socktui fix -H unix://{tmp_path}/docker.sock --engine-socket remove-shadow-dir" in explained.advice
@@ -100,12 +102,12 @@ def test_explain_replaces_nothing_is_listening_with_what_is_there(tmp_path: Path
 def test_explain_keeps_errors_the_socket_did_not_cause(tmp_path: Path) -> None:
     (tmp_path / "docker.sock").mkdir()
     endpoint = Endpoint(f"unix://{tmp_path}/docker.sock", "--host")
-    timeout = EngineError("x", "the engine did not answer in time", "Try again.")
+    timeout = EngineError("x", "the engine did not answer in time", "Try again.", Failure.TIMEOUT)
     assert explain_unreachable(timeout, endpoint) is timeout
     chosen = EndpointError("-H x", "-H 'x': is a path", "Write it as unix://x.")
     assert explain_unreachable(chosen, endpoint) is chosen
     remote = Endpoint("tcp://10.0.0.5:2375", "--host")
-    refused = EngineError("tcp", "nothing is listening there", "Start it.")
+    refused = EngineError("tcp", "nothing is listening there", "Start it.", Failure.UNREACHABLE)
     assert explain_unreachable(refused, remote) is refused and judge_engine_socket(remote) is None
 
 
@@ -118,7 +120,7 @@ def test_a_live_socket_leaves_the_engine_error_alone(tmp_path: Path) -> None:
         endpoint = Endpoint(f"unix://{path}", "--host")
         judged = judge_engine_socket(endpoint)
         assert judged is not None and judged.verdict is Verdict.LIVE
-        exc = EngineError("x", "nothing is listening there", "Start the daemon.")
+        exc = EngineError("x", "nothing is listening there", "Start the daemon.", Failure.UNREACHABLE)
         assert explain_unreachable(exc, endpoint) is exc
     finally:
         server.close()

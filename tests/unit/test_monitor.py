@@ -252,7 +252,7 @@ def test_a_recheck_after_a_fix_inspects_the_container_and_says_what_changed(tmp_
 
 
 def test_an_engine_that_cannot_be_reached_is_said_once_and_retried(tmp_path: Path) -> None:
-    from socktui.engine import EngineError
+    from socktui.engine import EngineError, Failure
 
     class Away(FakeEngine):
         calls = 0
@@ -260,7 +260,9 @@ def test_an_engine_that_cannot_be_reached_is_said_once_and_retried(tmp_path: Pat
         def info(self) -> EngineInfo:
             self.calls += 1
             if self.calls < 3:
-                raise EngineError(self.endpoint.url, "nothing is listening there", "Start the daemon.")
+                raise EngineError(
+                    self.endpoint.url, "nothing is listening there", "Start the daemon.", Failure.UNREACHABLE
+                )
             return INFO
 
     engine = Away()

@@ -22,7 +22,7 @@ import pytest
 import watchfiles
 
 import socktui.sources.dirs as dirs_module
-from socktui.engine import Endpoint, Engine, EngineError
+from socktui.engine import Endpoint, Engine, EngineError, Failure
 from socktui.model import Liveness, SocketState
 from socktui.sources.dirs import (
     ChangeKind,
@@ -587,7 +587,9 @@ class FakeEngine:
         self.since.append(since)
         step = self.script.pop(0) if self.script else None
         if step is None:
-            raise EngineError("unix:///fake.sock", "nothing is listening there", "Start the daemon.")
+            raise EngineError(
+                "unix:///fake.sock", "nothing is listening there", "Start the daemon.", Failure.UNREACHABLE
+            )
         return step  # type: ignore[return-value]  # iterable with close(), like docker-py's CancellableStream
 
     def reset(self) -> None:
