@@ -229,3 +229,31 @@ def id_maps(pid: int, proc: str = "/proc") -> tuple[str | None, str | None]:
         except OSError:
             found.append(None)
     return found[0], found[1]
+
+
+# <sys/inotify.h>
+IN_ATTRIB = 0x00000004
+IN_MOVED_FROM = 0x00000040
+IN_MOVED_TO = 0x00000080
+IN_CREATE = 0x00000100
+IN_DELETE = 0x00000200
+IN_DELETE_SELF = 0x00000400
+IN_MOVE_SELF = 0x00000800
+IN_Q_OVERFLOW = 0x00004000
+IN_IGNORED = 0x00008000
+IN_ONLYDIR = 0x01000000
+IN_DONT_FOLLOW = 0x02000000
+IN_EXCL_UNLINK = 0x04000000
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+
+
+def inotify_init1(flags: int) -> int:
+    """``inotify_init1(2)``: a new inotify instance's descriptor."""
+    return _check(_libc.inotify_init1(ctypes.c_int(flags)), "inotify_init1")
+
+
+def inotify_add_watch(fd: int, path: str | bytes, mask: int) -> int:
+    """``inotify_add_watch(2)``: the watch descriptor (ENOSPC: the user's watch limit is reached)."""
+    encoded = _encode(path)
+    return _check(_libc.inotify_add_watch(ctypes.c_int(fd), ctypes.c_char_p(encoded), ctypes.c_uint32(mask)), encoded)

@@ -111,12 +111,13 @@ class SocketTables:
         self._host_error: OSError | None = None
         self._by_netns: dict[int, SocketTable | None] = {}  # None: could not be read
         self.reads = 0
+        self.fallback = False  # some table came from /proc/net/unix: listeners there were matched by name
 
     def host(self) -> SocketTable | None:
         if self._host is None and self._host_error is None:
             try:
                 self._host = self._read(None)
-                self.reads += 1
+                self._count(self._host)
                 self._by_netns[self._host.netns] = self._host
             except OSError as exc:
                 self._host_error = exc
@@ -133,39 +134,48 @@ class SocketTables:
             return -1, None
         if netns not in self._by_netns:
             try:
-                self._by_netns[netns] = self._read(pid)
-                self.reads += 1
+                self._by_netns[netns] = self._count(self._read(pid))
             except OSError:
                 self._by_netns[netns] = None
         return netns, self._by_netns[netns]
 
-    @property
-    def fallback(self) -> bool:
-        """Some table came from ``/proc/net/unix``: listeners there were matched by name."""
-        return any(t is not None and t.source == SOURCE_PROC for t in self._by_netns.values())
+    def _count(self, table: SocketTable) -> SocketTable:
+        self.reads += 1
+        self.fallback = self.fallback or table.source == SOURCE_PROC
+        return table
+
+
+def server_of(found: Iterable[UnixSocket]) -> UnixSocket | None:
+    """The socket that serves a file among those bound to it: the newest listener, else the newest datagram socket
+    (a datagram server needs no listen()). Stream sockets left bound after their listener closed answer nobody."""
+    found = tuple(found)
+    listening = [s for s in found if s.listening]
+    if listening:
+        return max(listening, key=lambda s: s.inode)
+    dgram = [s for s in found if s.type == "dgram"]
+    return max(dgram, key=lambda s: s.inode) if dgram else None
+
+
+def liveness_of(sock: UnixSocket) -> Liveness:
+    """What a serving socket (:func:`server_of`) means for a client."""
+    if sock.listening:
+        return Liveness.NOT_ACCEPTING if sock.backlog_full else Liveness.LISTENING
+    return Liveness.BOUND
 
 
 def _state_of(found: tuple[UnixSocket, ...], table: SocketTable, *, by_name: bool) -> SocketState | None:
-    listening = [s for s in found if s.listening]
-    if listening:
-        sock = max(listening, key=lambda s: s.inode)
-        return SocketState(
-            liveness=Liveness.NOT_ACCEPTING if sock.backlog_full else Liveness.LISTENING,
-            sock_type=sock.type,
-            queued=sock.queued,
-            backlog=sock.backlog,
-            socket_inode=sock.inode,
-            netns=table.netns,
-            by_name=by_name,
-        )
-    # A datagram server needs no listen(). Stream sockets left bound after their listener closed answer nobody.
-    dgram = [s for s in found if s.type == "dgram"]
-    if dgram:
-        sock = max(dgram, key=lambda s: s.inode)
-        return SocketState(
-            liveness=Liveness.BOUND, sock_type="dgram", socket_inode=sock.inode, netns=table.netns, by_name=by_name
-        )
-    return None
+    sock = server_of(found)
+    if sock is None:
+        return None
+    return SocketState(
+        liveness=liveness_of(sock),
+        sock_type=sock.type,
+        queued=sock.queued if sock.listening else None,
+        backlog=sock.backlog if sock.listening else None,
+        socket_inode=sock.inode,
+        netns=table.netns,
+        by_name=by_name,
+    )
 
 
 def _in_table(table: SocketTable, file: tuple[int, int], name: str | None) -> SocketState | None:

@@ -256,10 +256,16 @@ class Monitor:
     def stop(self) -> None:
         """End :meth:`run` and every source, at once (an engine stream blocked in a read included)."""
         self._stop.set()
+        self._stop_sources()
+        self.marks.wake()
+
+    def _stop_sources(self) -> None:
+        """Tell every source to stop, and wake those that sleep until something happens."""
         self._sources_stop.set()
         if self.sources is not None:
             self.sources.events.stop()
-        self.marks.wake()
+            self.sources.dirs.wake()
+            self.sources.exits.wake()
 
     # ------------------------------------------------------------------ the loop
     def run(self, cancel: threading.Event, emit: Emit) -> None:
@@ -281,9 +287,7 @@ class Monitor:
                     self.batches += 1 if batch else 0
                     self._guarded(partial(self._handle, batch, retry_due))
         finally:
-            self._sources_stop.set()
-            if self.sources is not None:
-                self.sources.events.stop()
+            self._stop_sources()
             for thread in self._threads:
                 thread.join(2.0)
 

@@ -10,8 +10,9 @@ A small reader of our own rather than pyroute2: importing pyroute2's ``DiagSocke
 as all of ``socktui check``'s start-up (about 330 ms of imports; see bench/RESULTS.md), for one request and one reply
 format.
 
-Each network namespace needs its own dump. ``setns(CLONE_NEWNET)`` affects only the calling thread, so another
-namespace is entered in a short-lived thread that reads the table and ends; the rest of socktui never moves.
+Each network namespace needs its own dump. ``setns(CLONE_NEWNET)`` affects only the calling thread, so other
+namespaces are entered by one thread of their own, which goes back home after each dump; the rest of socktui never
+moves.
 
 Where the kernel has no ``unix_diag`` (``CONFIG_UNIX_DIAG`` off), ``/proc/<pid>/net/unix`` is read instead: it has
 names, types, states and socket inodes but no file identities and no queue lengths (``source`` says which).
@@ -23,13 +24,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import queue
 import socket
 import struct
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import NamedTuple
 
-from .linux import CLONE_NEWNET, setns, user_dev
+from .linux import CLONE_NEWNET, kernel_dev, setns, user_dev
 
 SOURCE_SOCK_DIAG = "sock_diag"
 SOURCE_PROC = "/proc/net/unix"
@@ -67,9 +71,9 @@ _SO_ACCEPTCON = 0x10000  # /proc/net/unix's "listening" flag
 _INO_MASK = 0xFFFFFFFF  # unix_diag_vfs carries the inode as a u32
 
 
-@dataclass(frozen=True)
-class UnixSocket:
-    """One unix socket as the kernel lists it."""
+class UnixSocket(NamedTuple):
+    """One unix socket as the kernel lists it. A named tuple: a busy host's table holds thousands, built on every
+    re-read, and a tuple is several times cheaper to make than a frozen dataclass."""
 
     inode: int  # the socket's own inode, as in /proc/PID/fd -> socket:[inode]
     type: str  # "stream" | "dgram" | "seqpacket"
@@ -127,15 +131,29 @@ class SocketTable:
         return tuple(s for s in self.sockets if s.name == name)
 
 
-def read_table(netns_pid: int | None = None) -> SocketTable:
-    """The unix sockets of socktui's own network namespace (``None``) or of ``netns_pid``'s.
+@dataclass(frozen=True)
+class Only:
+    """A narrower read, for a caller that knows which files it asks about (the periodic re-read of a live screen):
+    only sockets bound to ``files``, without their names, and connected datagram servers only when asked for
+    (their state brings every connected stream socket along, the bulk of a busy host's table)."""
+
+    files: frozenset[tuple[int, int]]  # (st_dev, st_ino), as os.stat gives them
+    connected_dgram: bool = True
+
+    def kernel_keys(self) -> frozenset[tuple[int, int]]:
+        return frozenset((_kernel_dev(dev), ino & _INO_MASK) for dev, ino in self.files)
+
+
+def read_table(netns_pid: int | None = None, only: Only | None = None) -> SocketTable:
+    """The unix sockets of socktui's own network namespace (``None``) or of ``netns_pid``'s; with ``only``, just
+    those bound to its files (the ``/proc/net/unix`` fallback, having no identities, always lists them all).
 
     Raises ``OSError`` when the namespace cannot be entered (EPERM as non-root, ESRCH/ENOENT for a gone pid).
     """
     if os.environ.get(FORCE_FALLBACK_ENV) or _diag_state == [False]:
         return _read_proc(netns_pid)
     try:
-        table = _in_netns(netns_pid) if netns_pid is not None else _table_here()
+        table = _in_netns(netns_pid, only) if netns_pid is not None else _table_here(only)
     except _NoUnixDiag:
         _diag_state[:] = [False]
         return _read_proc(netns_pid)
@@ -186,16 +204,23 @@ class _NoUnixDiag(Exception):
     """The kernel cannot dump unix sockets over netlink."""
 
 
-def _table_here() -> SocketTable:
-    return SocketTable(netns=_own_netns(), source=SOURCE_SOCK_DIAG, sockets=_dump())
+def _table_here(only: Only | None = None) -> SocketTable:
+    return SocketTable(netns=_own_netns(), source=SOURCE_SOCK_DIAG, sockets=_dump(only))
 
 
 def _own_netns() -> int:
     return os.stat("/proc/thread-self/ns/net").st_ino
 
 
-def _dump() -> tuple[UnixSocket, ...]:
+def _dump(only: Only | None = None) -> tuple[UnixSocket, ...]:
     """One ``SOCK_DIAG_BY_FAMILY`` dump of the calling thread's network namespace."""
+    states, show = _SERVER_STATES, _UDIAG_SHOW_NAME | _UDIAG_SHOW_VFS | _UDIAG_SHOW_RQLEN
+    wanted: frozenset[tuple[int, int]] | None = None
+    if only is not None:
+        wanted = only.kernel_keys()
+        show = _UDIAG_SHOW_VFS | _UDIAG_SHOW_RQLEN
+        if not only.connected_dgram:
+            states &= ~(1 << _TCP_ESTABLISHED)
     try:
         nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, _NETLINK_SOCK_DIAG)
     except OSError as exc:
@@ -204,75 +229,102 @@ def _dump() -> tuple[UnixSocket, ...]:
         raise
     with nl:
         nl.bind((0, 0))
-        show = _UDIAG_SHOW_NAME | _UDIAG_SHOW_VFS | _UDIAG_SHOW_RQLEN
-        body = _UNIX_DIAG_REQ.pack(socket.AF_UNIX, 0, 0, _SERVER_STATES, 0, show, 0xFFFFFFFF, 0xFFFFFFFF)
+        body = _UNIX_DIAG_REQ.pack(socket.AF_UNIX, 0, 0, states, 0, show, 0xFFFFFFFF, 0xFFFFFFFF)
         header = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0)
         nl.sendall(header + body)
         found: list[UnixSocket] = []
         while True:
-            data = nl.recv(1 << 16)
+            data = nl.recv(_RECV_BYTES)
             if not data:
                 raise OSError(errno.EIO, "sock_diag: netlink socket closed mid-dump")
-            offset = 0
-            while offset + _NLMSGHDR.size <= len(data):
-                length, kind, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
-                if length < _NLMSGHDR.size:
-                    raise OSError(errno.EIO, "sock_diag: malformed netlink message")
-                payload = data[offset + _NLMSGHDR.size : offset + length]
-                offset += (length + 3) & ~3
-                if kind == _NLMSG_DONE:
-                    return tuple(found)
-                if kind == _NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", payload)
-                    if code == 0:
-                        continue
-                    if -code in _NO_DIAG_ERRNOS:
-                        raise _NoUnixDiag
-                    raise OSError(-code, f"sock_diag: {os.strerror(-code)}")
-                if kind == _SOCK_DIAG_BY_FAMILY:
-                    parsed = parse_diag_msg(payload)
-                    if parsed is not None:
-                        found.append(parsed)
+            if _parse_batch(data, found, wanted):
+                return tuple(found)
+
+
+# The kernel fills a dump reply up to 32 KiB (or a page) per message batch: one recv takes a whole batch.
+_RECV_BYTES = 1 << 16
+_HEADER = _NLMSGHDR.size
+_TYPE_AT = _HEADER + 1  # unix_diag_msg.udiag_type, right after the netlink header and the family byte
+_STATE_AT = _HEADER + 2
+
+
+def _parse_batch(data: bytes, found: list[UnixSocket], wanted: frozenset[tuple[int, int]] | None = None) -> bool:
+    """Parse one recv()'s worth of netlink messages into ``found``; True when the dump is done.
+
+    A busy host's table is mostly connections, which serve nobody new: they are skipped by their type and state
+    bytes before anything is unpacked (this loop is what a re-read of the table costs).
+    """
+    offset, end = 0, len(data)
+    unpack_header = _NLMSGHDR.unpack_from
+    while offset + _HEADER <= end:
+        length, kind, _flags, _seq, _pid = unpack_header(data, offset)
+        if length < _HEADER:
+            raise OSError(errno.EIO, "sock_diag: malformed netlink message")
+        if kind == _SOCK_DIAG_BY_FAMILY:
+            if offset + _STATE_AT < end and (
+                data[offset + _STATE_AT] == _TCP_LISTEN or data[offset + _TYPE_AT] == socket.SOCK_DGRAM
+            ):
+                parsed = _parse_at(data, offset + _HEADER, min(offset + length, end), wanted)
+                if parsed is not None:
+                    found.append(parsed)
+        elif kind == _NLMSG_DONE:
+            return True
+        elif kind == _NLMSG_ERROR:
+            (code,) = struct.unpack_from("=i", data, offset + _HEADER)
+            if code != 0:
+                if -code in _NO_DIAG_ERRNOS:
+                    raise _NoUnixDiag
+                raise OSError(-code, f"sock_diag: {os.strerror(-code)}")
+        offset += (length + 3) & ~3
+    return False
 
 
 def parse_diag_msg(payload: bytes) -> UnixSocket | None:
     """One ``unix_diag_msg`` and its attributes."""
-    if len(payload) < _UNIX_DIAG_MSG.size:
+    return _parse_at(payload, 0, len(payload))
+
+
+def _parse_at(data: bytes, start: int, end: int, wanted: frozenset[tuple[int, int]] | None = None) -> UnixSocket | None:
+    """The ``unix_diag_msg`` at ``data[start:end]`` and its attributes, read in place (no copy of the message).
+
+    With ``wanted`` (kernel-encoded ``(dev, ino)`` keys), a socket bound to another file, or to none, is skipped as
+    soon as its file attribute is read."""
+    if end - start < _UNIX_DIAG_MSG.size:
         return None
-    _family, sock_type, state, _pad, inode, _c0, _c1 = _UNIX_DIAG_MSG.unpack_from(payload)
+    _family, sock_type, state, _pad, inode, _c0, _c1 = _UNIX_DIAG_MSG.unpack_from(data, start)
     if state != _TCP_LISTEN and sock_type != socket.SOCK_DGRAM:
         return None  # a connection (or a socket that never listened): it serves nobody new
     name: str | None = None
     file: tuple[int, int] | None = None
     queued = backlog = None
-    offset = _UNIX_DIAG_MSG.size
-    while offset + _RTATTR.size <= len(payload):
-        attr_len, attr_type = _RTATTR.unpack_from(payload, offset)
-        if attr_len < _RTATTR.size:
+    offset = start + _UNIX_DIAG_MSG.size
+    unpack_attr, unpack_pair = _RTATTR.unpack_from, _U32_PAIR.unpack_from
+    while offset + 4 <= end:
+        attr_len, attr_type = unpack_attr(data, offset)
+        if attr_len < 4 or offset + attr_len > end:
             break
-        value = payload[offset + _RTATTR.size : offset + attr_len]
-        offset += (attr_len + 3) & ~3
         if attr_type == _UNIX_DIAG_NAME:
-            name = _name(value)
-        elif attr_type == _UNIX_DIAG_VFS and len(value) >= _U32_PAIR.size:
-            ino, kdev = _U32_PAIR.unpack_from(value)
-            file = (user_dev(kdev), ino)
-        elif attr_type == _UNIX_DIAG_RQLEN and len(value) >= _U32_PAIR.size:
-            queued, backlog = _U32_PAIR.unpack_from(value)
-    if name is None and file is None:
-        return None  # unbound: no address, nothing anyone could connect to
+            name = _name(data[offset + 4 : offset + attr_len])
+        elif attr_len >= 12:  # the two u32 values of VFS and RQLEN
+            if attr_type == _UNIX_DIAG_VFS:
+                ino, kdev = unpack_pair(data, offset + 4)
+                if wanted is not None and (kdev, ino) not in wanted:
+                    return None
+                file = (_user_dev(kdev), ino)
+            elif attr_type == _UNIX_DIAG_RQLEN:
+                queued, backlog = unpack_pair(data, offset + 4)
+        offset += (attr_len + 3) & ~3
+    if file is None and (name is None or wanted is not None):
+        return None  # unbound (no address, nothing anyone could connect to), or bound to no file asked about
     listening = state == _TCP_LISTEN
     if not listening:
         queued = backlog = None  # for other sockets these are bytes in flight, not an accept queue
-    return UnixSocket(
-        inode=inode,
-        type=_TYPE_NAMES.get(sock_type, str(sock_type)),
-        listening=listening,
-        name=name,
-        file=file,
-        queued=queued,
-        backlog=backlog,
-    )
+    return UnixSocket(inode, _TYPE_NAMES.get(sock_type) or str(sock_type), listening, name, file, queued, backlog)
+
+
+# A table names a handful of devices thousands of times.
+_user_dev = lru_cache(maxsize=256)(user_dev)
+_kernel_dev = lru_cache(maxsize=256)(kernel_dev)
 
 
 def _name(raw: bytes) -> str | None:
@@ -283,30 +335,77 @@ def _name(raw: bytes) -> str | None:
     return os.fsdecode(raw.partition(b"\0")[0])
 
 
-def _in_netns(pid: int) -> SocketTable:
-    """Dump ``pid``'s network namespace from a thread of its own, which alone enters it and then ends."""
-    outcome: list[SocketTable | BaseException] = []
+def _in_netns(pid: int, only: Only | None = None) -> SocketTable:
+    """Dump ``pid``'s network namespace, from the one thread that enters other namespaces."""
+    return _netns_reader.dump(pid, only)
 
-    def dump_there() -> None:
+
+class _NetnsReader:
+    """One long-lived thread that dumps other network namespaces: it enters each (``setns``), dumps it and returns
+    to its own, so a look that reads hundreds of containers' namespaces pays no thread start for each (about 60
+    microseconds a namespace here, against 300 for a thread of its own). Idle, it sleeps on its queue.
+
+    ``setns(CLONE_NEWNET)`` moves only the calling thread, and this one is used for nothing else. A thread that could
+    not get back to its own namespace answers no more requests: the next request starts a fresh one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: queue.SimpleQueue[
+            tuple[int, Only | None, list[SocketTable | BaseException], threading.Event]
+        ] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def dump(self, pid: int, only: Only | None = None) -> SocketTable:
+        outcome: list[SocketTable | BaseException] = []
+        done = threading.Event()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="socktui-netns", daemon=True)
+                self._thread.start()
+            self._requests.put((pid, only, outcome, done))
+        done.wait()
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _serve(self) -> None:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        home_netns = os.fstat(home).st_ino
         try:
-            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                netns = os.fstat(fd).st_ino
-                if netns != _own_netns():
-                    setns(fd, CLONE_NEWNET)
-            finally:
-                os.close(fd)
-            outcome.append(SocketTable(netns=netns, source=SOURCE_SOCK_DIAG, sockets=_dump()))
-        except BaseException as exc:  # handed to the caller's thread
-            outcome.append(exc)
+            while True:
+                pid, only, outcome, done = self._requests.get()
+                try:
+                    outcome.append(self._dump_of(pid, only, home, home_netns))
+                except BaseException as exc:  # handed to the caller's thread
+                    outcome.append(exc)
+                finally:
+                    done.set()
+                if _own_netns() != home_netns:
+                    return  # stranded in another namespace: never answer from here again
+        finally:
+            os.close(home)
 
-    thread = threading.Thread(target=dump_there, name=f"socktui-netns-{pid}", daemon=True)
-    thread.start()
-    thread.join()
-    result = outcome[0]
-    if isinstance(result, BaseException):
-        raise result
-    return result
+    @staticmethod
+    def _dump_of(pid: int, only: Only | None, home: int, home_netns: int) -> SocketTable:
+        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            netns = os.fstat(fd).st_ino
+            if netns != home_netns:
+                setns(fd, CLONE_NEWNET)
+        finally:
+            os.close(fd)
+        try:
+            if _own_netns() != netns:
+                raise OSError(errno.EIO, f"could not enter the network namespace of pid {pid}")
+            return SocketTable(netns=netns, source=SOURCE_SOCK_DIAG, sockets=_dump(only))
+        finally:
+            if netns != home_netns:
+                setns(home, CLONE_NEWNET)
+
+
+_netns_reader = _NetnsReader()
 
 
 # ---------------------------------------------------------------------- /proc/net/unix fallback

@@ -21,6 +21,7 @@ from socktui.linux import kernel_dev, user_dev
 from socktui.socktable import (
     SOURCE_PROC,
     SOURCE_SOCK_DIAG,
+    Only,
     SocketTable,
     UnixSocket,
     listener_at,
@@ -240,6 +241,25 @@ def test_forced_fallback_reads_proc_net_unix_without_identities(
         assert table.listener_at(identity(path)) is None  # no identities: nothing can be matched by them
         [named] = table.named(str(path))
         assert named.listening and named.type == "stream" and named.file is None
+
+
+def test_a_narrow_read_lists_only_the_files_asked_about(short_dir: Path) -> None:
+    """What the live screen's periodic re-read asks: its own files, no names, connected datagram servers on request."""
+    asked, other, dgram_path = short_dir / "asked.sock", short_dir / "other.sock", short_dir / "dgram.sock"
+    with (
+        bound(asked, backlog=5),
+        bound(other),
+        bound(dgram_path, socket.SOCK_DGRAM, backlog=None),
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as client,
+    ):
+        client.connect(str(dgram_path))  # the server is ESTABLISHED from now on
+        files = frozenset({identity(asked), identity(dgram_path)})
+        narrow = read_table(only=Only(files, connected_dgram=False))
+        assert [(s.file, s.listening, s.backlog, s.name) for s in narrow.sockets] == [(identity(asked), True, 5, None)]
+        with_dgram = read_table(only=Only(files, connected_dgram=True))
+        assert {s.file for s in with_dgram.sockets} == files
+        assert with_dgram.listener_at(identity(other)) is None
+        assert read_table().listener_at(identity(other)) is not None  # the full read still has everyone
 
 
 def test_the_dev_encoding_round_trips_against_stat(short_dir: Path) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
 import signal
 import socket
 import socketserver
+import struct
 import subprocess
 import sys
 import threading
@@ -22,6 +24,8 @@ import pytest
 import watchfiles
 
 import socktui.sources.dirs as dirs_module
+import socktui.sources.reprobe as reprobe_module
+from socktui import linux
 from socktui.engine import Endpoint, Engine, EngineError, Failure
 from socktui.model import Liveness, SocketState
 from socktui.sources.dirs import (
@@ -121,8 +125,12 @@ class Changes:
 @contextmanager
 def watching(watcher: DirectoryWatcher) -> Iterator[Changes]:
     changes = Changes()
-    with running(lambda stop: watcher.run(changes, stop, changes.notice)):
-        yield changes
+    with running(lambda stop: watcher.run(changes, stop, changes.notice)) as stop:
+        try:
+            yield changes
+        finally:
+            stop.set()
+            watcher.wake()  # as the Monitor does: a sleeping watcher notices its stop at once
 
 
 def bind(path: Path | str) -> socket.socket:
@@ -207,11 +215,18 @@ def test_replan_triggers_are_the_wanted_directories_and_those_standing_in_for_th
 # --- DirectoryWatcher -----------------------------------------------------------------------------------------------
 
 
-def test_a_socket_bound_in_a_watched_parent_is_reported_added_then_deleted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["socktui", "watchfiles"])
+def test_a_socket_bound_in_a_watched_parent_is_reported_added_then_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """Through socktui's own inotify reader, and through watchfiles (the fallback, or SOCKTUI_WATCHFILES=1)."""
+    if backend == "watchfiles":
+        monkeypatch.setenv(dirs_module.WATCHFILES_ENV, "1")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     path = run_dir / "app.sock"
     watcher = DirectoryWatcher([str(path)])
+    assert watcher.own_inotify is (backend == "socktui")
     with watching(watcher) as changes:
         assert wait_until(lambda: watcher.watched == {str(run_dir)})
         server = bind(path)
@@ -219,6 +234,69 @@ def test_a_socket_bound_in_a_watched_parent_is_reported_added_then_deleted(tmp_p
         os.unlink(path)
         server.close()
         assert wait_until(lambda: changes.has(path, "deleted")), changes.seen
+
+
+def test_the_watcher_sleeps_until_the_kernel_has_something_to_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no idle wake-up at all (an hour), a bind, an unlink, a new interest set and the stop still come through
+    at once: each wakes the thread, nothing waits for a timer."""
+    monkeypatch.setattr(dirs_module, "INOTIFY_IDLE_MS", 3_600_000)
+    monkeypatch.setattr(dirs_module, "FULL_RESCAN_S", 3600.0)
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    watcher = DirectoryWatcher([str(first / "a.sock")])
+    with watching(watcher) as changes:
+        assert wait_until(lambda: watcher.watched == {str(first)})
+        server = bind(first / "a.sock")
+        assert wait_until(lambda: changes.has(first / "a.sock", "added", SeenBy.EVENT)), changes.seen
+        os.unlink(first / "a.sock")
+        assert wait_until(lambda: changes.has(first / "a.sock", "deleted", SeenBy.EVENT)), changes.seen
+        server.close()
+        watcher.set_paths([str(second / "b.sock")])
+        assert wait_until(lambda: watcher.watched == {str(second)}), watcher.watched
+        other = bind(second / "b.sock")
+        assert wait_until(lambda: changes.has(second / "b.sock", "added", SeenBy.EVENT)), changes.seen
+        other.close()
+    # watching() ended it: stop set, then woken, and the thread was joined well within the hour
+
+
+def test_inotify_events_are_read_as_watchfiles_would_report_them() -> None:
+    """The kernel's records, written into a pipe: names, self-deletion and the queue overflow."""
+    record = struct.Struct("=iIII")
+
+    def event(wd: int, mask: int, name: bytes = b"") -> bytes:
+        padded = name + b"\0" * (-len(name) % 16 or (16 if name else 0))
+        return record.pack(wd, mask, 0, len(padded)) + padded
+
+    read_end, write_end = os.pipe2(os.O_NONBLOCK)
+    try:
+        os.write(
+            write_end,
+            event(1, linux.IN_CREATE, b"app.sock")
+            + event(1, linux.IN_DELETE, b"old.sock")
+            + event(1, linux.IN_ATTRIB, b"perm.sock")
+            + event(1, linux.IN_MOVED_TO, b"moved.sock")
+            + event(2, linux.IN_DELETE_SELF)
+            + event(9, linux.IN_CREATE, b"unknown-watch.sock")
+            + event(-1, linux.IN_Q_OVERFLOW),
+        )
+        batch = dirs_module._read_events(read_end, {1: "/run", 2: "/srv/socks"})
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    added, modified, deleted = (
+        int(c) for c in (watchfiles.Change.added, watchfiles.Change.modified, watchfiles.Change.deleted)
+    )
+    assert batch == {
+        (added, "/run/app.sock"),
+        (deleted, "/run/old.sock"),
+        (modified, "/run/perm.sock"),
+        (added, "/run/moved.sock"),
+        (deleted, "/srv/socks"),
+        dirs_module._OVERFLOW,
+    }
 
 
 def test_a_deleted_socket_is_reported_by_the_watchers_event_not_by_the_rescan(tmp_path: Path) -> None:
@@ -262,13 +340,13 @@ def test_a_change_while_inotify_is_being_armed_is_reported_even_when_the_mtime_d
     monkeypatch.setattr(dirs_module, "FULL_RESCAN_S", 3600.0)
     monkeypatch.setattr(dirs_module, "_dir_mark", lambda d: (0, 0, 0))  # same mark, whatever changed
     bound = threading.Event()
-    real_watch = watchfiles.watch
+    real_watch = dirs_module.inotify_watch
 
-    def late(*paths: Any, **kwargs: Any) -> Iterator[set[tuple[watchfiles.Change, str]]]:
+    def late(*paths: str, **kwargs: Any) -> Iterator[set[tuple[int, str]]]:
         assert bound.wait(TIMEOUT)
         yield from real_watch(*paths, **kwargs)
 
-    monkeypatch.setattr(watchfiles, "watch", late)
+    monkeypatch.setattr(dirs_module, "inotify_watch", late)
     path = tmp_path / "app.sock"
     watcher = DirectoryWatcher([str(path)])
     with watching(watcher) as changes:
@@ -359,7 +437,8 @@ def test_set_paths_from_another_thread_moves_the_watch(tmp_path: Path) -> None:
 
 
 def test_falls_back_to_polling_when_inotify_cannot_be_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fake stands in for an exhausted fs.inotify.max_user_watches, which a test cannot safely cause."""
+    """The fakes stand in for an exhausted fs.inotify.max_user_watches, which a test cannot safely cause: socktui's
+    own reader gets ENOSPC from inotify_add_watch, watchfiles its own words for it; both end in watchfiles' polling."""
     real_watch = watchfiles.watch
 
     def limited(*paths: Any, **kwargs: Any) -> Iterator[set[tuple[watchfiles.Change, str]]]:
@@ -367,7 +446,12 @@ def test_falls_back_to_polling_when_inotify_cannot_be_used(tmp_path: Path, monke
             raise OSError("OS file watch limit reached. (Error { kind: MaxFilesWatch, paths: [] })")
         yield from real_watch(*paths, **kwargs)
 
+    def own_limited(*paths: str, **kwargs: Any) -> Iterator[set[tuple[int, str]]]:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), paths[0])
+        yield set()  # a generator, like the real one
+
     monkeypatch.setattr(watchfiles, "watch", limited)
+    monkeypatch.setattr(dirs_module, "inotify_watch", own_limited)
     path = tmp_path / "app.sock"
     watcher = DirectoryWatcher([str(path)], poll_delay_ms=50)
     with watching(watcher) as changes:
@@ -382,13 +466,13 @@ def test_falls_back_to_polling_when_inotify_cannot_be_used(tmp_path: Path, monke
 def test_the_rescan_reports_what_events_missed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A deaf watch (the fake yields only idle timeouts): every change must still come through the rescan."""
 
-    def deaf(*paths: Any, **kwargs: Any) -> Iterator[set[tuple[watchfiles.Change, str]]]:
+    def deaf(*paths: Any, **kwargs: Any) -> Iterator[set[tuple[int, str]]]:
         stop = kwargs["stop_event"]
         while not stop.is_set():
-            time.sleep(kwargs["rust_timeout"] / 1000)
+            time.sleep(0.05)
             yield set()
 
-    monkeypatch.setattr(watchfiles, "watch", deaf)
+    monkeypatch.setattr(dirs_module, "inotify_watch", deaf)
     socks = tmp_path / "socks"
     socks.mkdir()
     path = tmp_path / "app.sock"
@@ -431,9 +515,15 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
 
 
 def rounds_pass(watcher: ListenerExitWatcher, count: int = 2) -> None:
-    """Wait until the watcher has polled ``count`` more times: what it had to say by then, it has said."""
-    target = watcher.rounds + count
-    assert wait_until(lambda: watcher.rounds >= target), "the exit watcher stopped polling"
+    """Wake the watcher ``count`` times and wait for each round: what it had to say by then, it has said."""
+    for _ in range(count):
+        assert woken_round(watcher), "the exit watcher stopped polling"
+
+
+def woken_round(watcher: ListenerExitWatcher) -> bool:
+    before = watcher.rounds
+    watcher.wake()
+    return wait_until(lambda: watcher.rounds > before)
 
 
 def test_a_killed_listener_is_reported() -> None:
@@ -447,6 +537,25 @@ def test_a_killed_listener_is_reported() -> None:
             assert wait_until(lambda: exits == [proc.pid]), exits
             rounds_pass(watcher)
             assert exits == [proc.pid], "reported more than once"
+
+
+def test_the_exit_watcher_sleeps_until_a_pid_exits_or_it_is_told_something() -> None:
+    """No idle wake-up at all (an hour): an exit, new pids and the stop each wake it, nothing waits for a timer."""
+    exits: list[int] = []
+    watcher = ListenerExitWatcher(idle=3600.0)
+    with sleeper() as first, sleeper() as second:
+        stop = threading.Event()
+        thread = threading.Thread(target=watcher.run, args=(exits.append, stop), daemon=True)
+        thread.start()
+        watcher.set_pids([first.pid, second.pid])
+        first.kill()
+        assert wait_until(lambda: exits == [first.pid]), exits
+        second.kill()
+        assert wait_until(lambda: exits == [first.pid, second.pid]), exits
+        stop.set()
+        watcher.wake()
+        thread.join(TIMEOUT)
+        assert not thread.is_alive()
 
 
 def test_an_already_dead_pid_is_reported_at_once() -> None:
@@ -526,6 +635,117 @@ def test_reprober_reports_against_a_known_outcome_and_a_new_listener(tmp_path: P
     assert [(p, r.liveness if r else None) for p, r in reprober.check()] == [(path, Liveness.LISTENING)]
     server.close()
     other.close()
+
+
+# A server in a network namespace of its own (unshare -n), driven over stdin: "bind" binds (without listening), "listen"
+# listens, "close" closes the socket and keeps running, as a server that stops listening without a sound.
+NETNS_SERVER = """
+import socket, sys
+sock = None
+print("ready", flush=True)
+for line in sys.stdin:
+    word = line.strip()
+    if word == "bind":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(sys.argv[1])
+    elif word == "listen":
+        sock.listen(4)
+    elif word == "close":
+        sock.close()
+    print(word, flush=True)
+"""
+
+
+@contextmanager
+def netns_server(path: str) -> Iterator[Callable[[str], None]]:
+    with subprocess.Popen(
+        ["unshare", "-n", sys.executable, "-c", NETNS_SERVER, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+
+        def tell(word: str) -> None:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(word + "\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline() == word + "\n"
+
+        try:
+            yield tell
+        finally:
+            proc.stdin.close()
+            proc.wait(TIMEOUT)
+
+
+def server_pid(path: str) -> int:
+    """The pid of the unshare'd server bound to ``path`` (unshare execs python, so it is the child's own pid)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as fh:
+                if fh.read().endswith(os.fsencode(path) + b"\0") and entry != str(os.getpid()):
+                    return int(entry)
+    raise AssertionError(f"no server for {path}")
+
+
+def outcomes(changed: list[tuple[str, SocketState | None]]) -> list[tuple[str, Liveness | None]]:
+    return [(p, r.liveness if r else None) for p, r in changed]
+
+
+def test_a_listener_in_a_containers_namespace_that_closes_is_seen_in_the_next_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where its server was last seen, the namespace is read every round, not only in the full rounds (and not only
+    while the file is young)."""
+    monkeypatch.setattr(reprobe_module, "YOUNG_SECONDS", 0.0)
+    path = str(tmp_path / "app.sock")
+    with netns_server(path) as tell:
+        tell("bind")
+        tell("listen")
+        reprober = Reprober({path: (server_pid(path),)}, full_every=1000)
+        assert reprober.check() == []  # the baseline: listening, found in the server's namespace
+        assert reprober.check() == []
+        tell("close")  # the file stays and the process lives: no filesystem event, no exit
+        assert outcomes(reprober.check()) == [(path, Liveness.UNBOUND)]
+
+
+def test_a_new_socket_file_that_starts_listening_later_is_seen(tmp_path: Path) -> None:
+    """bind() makes the file, listen() comes later and makes no event: a young file's namespaces are read each round."""
+    path = str(tmp_path / "app.sock")
+    with netns_server(path) as tell:
+        tell("bind")
+        reprober = Reprober({path: (server_pid(path),)}, full_every=1000)
+        assert reprober.check() == []  # bound, not listening: nobody answers yet
+        reprober.check()
+        tell("listen")
+        assert outcomes(reprober.check()) == [(path, Liveness.LISTENING)]
+
+
+def test_a_stale_file_costs_no_namespace_read_outside_the_full_rounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file nobody is bound to can get a server only by being made anew, which the directory watcher reports."""
+    monkeypatch.setattr(reprobe_module, "YOUNG_SECONDS", 0.0)
+    path = str(tmp_path / "stale.sock")
+    bind(path).close()  # left behind, nobody bound
+    # A process in a network namespace of its own stands in for a running container that mounts the file.
+    with subprocess.Popen(["unshare", "-n", sys.executable, "-c", "import time; time.sleep(60)"]) as container:
+        assert wait_until(
+            lambda: os.stat(f"/proc/{container.pid}/ns/net").st_ino != os.stat("/proc/self/ns/net").st_ino
+        )
+        reprober = Reprober({path: (container.pid,)}, full_every=3)
+        reprober.check()  # round 0: a full round reads the container's namespace
+        after_full = reprober.namespaces_read
+        assert after_full == 1
+        reprober.check()
+        reprober.check()
+        assert reprober.namespaces_read == after_full  # rounds 1 and 2 read only the host's table
+        reprober.check()  # round 3: full again
+        assert reprober.namespaces_read == after_full + 1
+        assert reprober.check() == []
+        container.kill()
 
 
 # --- EngineEventStream: the reconnect logic, with a fake engine -----------------------------------------------------

@@ -3,6 +3,7 @@ filesystem event, but its pidfd becomes readable at once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import threading
@@ -12,16 +13,19 @@ from collections.abc import Callable, Iterable
 class ListenerExitWatcher:
     """Tell when a listening process exits, through ``pidfd_open`` (readable once the process has exited).
 
-    ``set_pids`` may be called from any thread; it and ``stop`` take effect within ``tick`` seconds. A pid is
-    reported once; a pid that is already gone when it is added is reported at once. Where ``pidfd_open`` is not
-    available (Linux before 5.3), pids are checked with ``kill(pid, 0)`` every tick instead.
+    The thread sleeps in ``poll`` on the pidfds until one becomes readable: nothing is spent while every listener
+    lives. ``set_pids`` (from any thread) and ``wake`` end the wait at once; without ``wake``, ``stop`` is noticed
+    within ``idle`` seconds. A pid is reported once; a pid that is already gone when it is added is reported at once.
+    Where ``pidfd_open`` is not available (Linux before 5.3), pids are checked with ``kill(pid, 0)`` every ``tick``.
     """
 
-    def __init__(self, pids: Iterable[int] = (), *, tick: float = 0.1) -> None:
+    def __init__(self, pids: Iterable[int] = (), *, tick: float = 0.1, idle: float = 1.0) -> None:
         self.tick = tick
+        self.idle = idle
         self._lock = threading.Lock()
         self._pids: frozenset[int] = frozenset()
         self._dirty = False
+        self._wake_w: int | None = None  # the write end of run()'s wake pipe, while it runs
         self.rounds = 0  # poll rounds done, each after taking in the latest set_pids (tests wait on it)
         self.set_pids(pids)
 
@@ -30,9 +34,30 @@ class ListenerExitWatcher:
         with self._lock:
             self._pids = frozenset(p for p in pids if p > 0)
             self._dirty = True
+        self.wake()
+
+    def wake(self) -> None:
+        """End the current wait (thread-safe): new pids, or the stop event, are acted on at once."""
+        with self._lock:
+            if self._wake_w is not None:
+                with contextlib.suppress(BlockingIOError):
+                    os.write(self._wake_w, b"!")
 
     def run(self, on_exit: Callable[[int], None], stop: threading.Event) -> None:
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        with self._lock:
+            self._wake_w = wake_w
+        try:
+            self._run(on_exit, stop, wake_r)
+        finally:
+            with self._lock:
+                self._wake_w = None
+            os.close(wake_r)
+            os.close(wake_w)
+
+    def _run(self, on_exit: Callable[[int], None], stop: threading.Event, wake_r: int) -> None:
         poller = select.poll()
+        poller.register(wake_r, select.POLLIN)
         fds: dict[int, int] = {}  # pid -> pidfd
         pids_by_fd: dict[int, int] = {}
         fallback: set[int] = set()  # pids watched with kill(pid, 0)
@@ -67,8 +92,13 @@ class ListenerExitWatcher:
                         fds[pid] = fd
                         pids_by_fd[fd] = pid
                         poller.register(fd, select.POLLIN)
-                for fd, _mask in poller.poll(self.tick * 1000):
-                    exited.append(pids_by_fd[fd])
+                if not exited:
+                    for fd, _mask in poller.poll((self.tick if fallback else self.idle) * 1000):
+                        if fd == wake_r:
+                            with contextlib.suppress(BlockingIOError):
+                                os.read(wake_r, 4096)
+                        else:
+                            exited.append(pids_by_fd[fd])
                 exited.extend(pid for pid in fallback if not _alive(pid))
                 for pid in exited:
                     forget(pid)

@@ -11,14 +11,19 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 
-from ..listeners import ListenerIndex, SocketTables
+from ..listeners import ListenerIndex, SocketTables, liveness_of, server_of
 from ..model import Liveness, SocketState
-from ..socktable import SocketTable, read_table
+from ..socktable import Only, SocketTable, read_table
 
-# What the watcher compares: the file's identity and whether a server answers there.
-Outcome = tuple[tuple[int, int] | None, Liveness | None]
+# What the watcher compares: the file's identity and whether a server answers there; then where that server was found
+# (its network namespace), which decides where to look next time.
+Outcome = tuple[tuple[int, int] | None, Liveness | None, int | None]
+
+FULL_EVERY = 15  # every 15th round (30 s at the default interval) looks in every namespace, whatever came before
+YOUNG_SECONDS = 10.0  # a socket file made (ctime) this lately is looked for in the containers' namespaces each round
 
 
 class Reprober:
@@ -27,6 +32,13 @@ class Reprober:
     ``set_paths`` takes host socket paths, or a mapping of path -> pids of running containers that mount it (their
     network namespaces are read too, each once per round). A path's first outcome is its baseline, silently, unless
     ``known`` seeds it with what the caller already shows.
+
+    A round costs one read of the host's table, plus the containers' namespaces only where a server could be found
+    there: a file bound in the host's namespace is bound by that socket alone (one socket per socket file, ever), and
+    a file nobody has bound can only get a server by being made anew, which the directory watcher reports. So a
+    container's namespace is read for a path whose server was last seen in it, for a file made in the last
+    ``YOUNG_SECONDS`` (a server may bind in one step and listen in the next), and every ``FULL_EVERY`` rounds for
+    everything, as a safety net. A thousand watched sockets cost about a millisecond a round, not a namespace each.
     """
 
     def __init__(
@@ -34,14 +46,17 @@ class Reprober:
         paths: Iterable[str] = (),
         *,
         interval: float = 2.0,
-        read: Callable[[int | None], SocketTable] = read_table,
+        read: Callable[[int | None, Only | None], SocketTable] = read_table,
+        full_every: int = FULL_EVERY,
     ) -> None:
         self.interval = interval
+        self.full_every = full_every
         self._read = read
         self._lock = threading.Lock()
         self._last: dict[str, Outcome | None] = {}
         self._pids: dict[str, tuple[int, ...]] = {}
         self.rounds = 0  # table reads done so far (tests wait on it)
+        self.namespaces_read = 0  # other namespaces read, all rounds together (tests and bench look at it)
         self.set_paths(paths)
 
     def set_paths(self, paths: Iterable[str], known: Mapping[str, SocketState] | None = None) -> None:
@@ -54,7 +69,7 @@ class Reprober:
             last: dict[str, Outcome | None] = {}
             for path in pids:
                 seed = known.get(path)
-                last[path] = (None, seed.liveness) if seed is not None else self._last.get(path)
+                last[path] = (None, seed.liveness, seed.netns) if seed is not None else self._last.get(path)
             self._last = last
             self._pids = pids
 
@@ -62,18 +77,28 @@ class Reprober:
         """Read the tables once; return the paths whose outcome changed, with what is bound there now."""
         with self._lock:
             wanted = dict(self._pids)
-        index = ListenerIndex({}, SocketTables(self._read))
+            last = dict(self._last)
+        full = self.rounds % self.full_every == 0
+        seen = {path: _identity(path) for path in wanted}
+        # Only the files being watched, and connected datagram servers only if one was seen (or in a full round).
+        only = Only(
+            frozenset(s[0] for s in seen.values() if s is not None),
+            connected_dgram=full or any(o is not None and o[1] is Liveness.BOUND for o in last.values()),
+        )
+        tables = SocketTables(lambda pid: self._read(pid, only))
+        index = ListenerIndex({}, tables)
         changed = []
         for path, pids in wanted.items():
-            state, outcome = _look(index, path, pids)
+            before = last.get(path)
+            state, outcome = self._look(index, path, seen[path], pids, before, full)
             with self._lock:
                 if path not in self._last:
                     continue  # dropped by set_paths meanwhile
-                before = self._last[path]
                 self._last[path] = outcome
             if before is not None and _differs(before, outcome):
-                changed.append((path, state))
+                changed.append((path, state if state is not None else _state_of(outcome)))
         self.rounds += 1
+        self.namespaces_read += max(0, tables.reads - 1)
         return changed
 
     def run(self, on_change: Callable[[str, SocketState | None], None], stop: threading.Event) -> None:
@@ -83,17 +108,50 @@ class Reprober:
                 on_change(path, state)
             stop.wait(self.interval)
 
+    def _look(
+        self,
+        index: ListenerIndex,
+        path: str,
+        seen: tuple[tuple[int, int], float] | None,
+        pids: tuple[int, ...],
+        before: Outcome | None,
+        full: bool,
+    ) -> tuple[SocketState | None, Outcome]:
+        """This path's outcome now; the full state only when it changed (building one per path costs a round more
+        than the table read does)."""
+        if seen is None:
+            return None, (None, None, None)
+        identity, made_at = seen
+        host = index.tables.host()
+        if host is not None and host.has_identities and not full:
+            server = server_of(host.bound_to(identity))
+            if server is not None:
+                outcome = (identity, liveness_of(server), host.netns)
+                if before is None or _differs(before, outcome):
+                    return index.state(identity, path), outcome
+                return None, outcome
+            same_file = before is not None and before[0] in (None, identity)
+            found_elsewhere = before is not None and before[2] is not None and before[2] != host.netns
+            young = time.time() - made_at < YOUNG_SECONDS  # bind() made it lately: a listen() may follow
+            if before is not None and same_file and not found_elsewhere and not young:
+                # Nobody in the host's namespace holds it, and no container's namespace did: still nobody.
+                liveness = before[1] if before[1] in (Liveness.UNBOUND, Liveness.UNSEEN) else Liveness.UNBOUND
+                return None, (identity, liveness, None)
+        state = index.state(identity, path, ((pid, path) for pid in pids))
+        return state, (identity, state.liveness, state.netns)
 
-def _look(index: ListenerIndex, path: str, pids: tuple[int, ...]) -> tuple[SocketState | None, Outcome]:
+
+def _identity(path: str) -> tuple[tuple[int, int], float] | None:
+    """A socket file's identity and when it was made (its ctime); None for anything else."""
     try:
         st = os.lstat(path)
     except OSError:
-        return None, (None, None)
-    if not stat.S_ISSOCK(st.st_mode):
-        return None, (None, None)
-    identity = (st.st_dev, st.st_ino)
-    state = index.state(identity, path, ((pid, path) for pid in pids))
-    return state, (identity, state.liveness)
+        return None
+    return ((st.st_dev, st.st_ino), st.st_ctime) if stat.S_ISSOCK(st.st_mode) else None
+
+
+def _state_of(outcome: Outcome) -> SocketState | None:
+    return SocketState(liveness=outcome[1]) if outcome[1] is not None else None
 
 
 def _differs(before: Outcome, now: Outcome) -> bool:
