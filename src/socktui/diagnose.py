@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from .engine import Engine
 from .fixes import Situation, offers
-from .listeners import ListenerIndex
+from .listeners import ListenerIndex, SocketTables
 from .model import (
     CheckReport,
     ContainerReport,
@@ -28,6 +28,7 @@ from .model import (
 )
 from .observe import ContainerLook, HostCache, SocketMemory, mount_role, observe_mount, with_liveness
 from .roles import looks_like_socket
+from .socktable import Only, read_table
 from .verdict import MountObservation, PathObservation, api_server, decide, decide_entry
 
 # A look's whole budget, engine answers included: containers still to come after it are listed as not looked at.
@@ -129,7 +130,8 @@ class Look:
         self.cache = cache or HostCache()
         self.connect = connect
         self.deadline = deadline  # time.monotonic() after which containers are listed, not looked at
-        self.listeners = ListenerIndex(names_by_id)
+        self._only: Only | None = None  # the files this look asks the socket tables about, once all are observed
+        self.listeners = ListenerIndex(names_by_id, SocketTables(lambda pid: read_table(pid, self._only)))
         self.notes: tuple[str, ...] = ()
         self.pending: list[tuple[ContainerSpec, list[MountObservation | MountReport]]] = []
         self.mapped: dict[str, list[tuple[int, str]]] = {}  # host source -> (pid, destination) of running ones
@@ -231,6 +233,17 @@ class Look:
         return replace(path_obs, listener=listener, host_probe=probe)
 
     def finish(self) -> list[ContainerReport]:
+        # Every socket file is observed by now: the tables are asked about those alone (a busy host lists thousands
+        # of sockets, and names nobody here needs).
+        files = {
+            p.host.identity
+            for _container, items in self.pending
+            for item in items
+            if isinstance(item, MountObservation)
+            for p in (item.target, *item.entries)
+            if p.host is not None and p.host.kind is Kind.SOCKET
+        }
+        self._only = Only(frozenset(files))
         bound = [
             (container, [item if isinstance(item, MountReport) else with_liveness(item, self._bound) for item in items])
             for container, items in self.pending
