@@ -142,7 +142,7 @@ class Look:
         ``keep`` is how a live recheck looks again at only the mounts that changed."""
         info, cache, expected = self.info, self.cache, self.expected
         keep = keep or {}
-        if self.deadline is not None and time.monotonic() > self.deadline:
+        if self.past_deadline():
             self.pending.append((container, [keep.get(m.destination) or _late(m) for m in container.mounts]))
             return
         roles = [
@@ -185,6 +185,9 @@ class Look:
         self.know(container)
         self.pending.append((container, items))
 
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
     def know(self, container: ContainerSpec) -> None:
         """Where a running container mounts what: a server inside it binds under its own paths, in its namespace."""
         if container.running and container.pid:
@@ -224,8 +227,11 @@ class Look:
         seen_at = path_obs.via_symlink or path_obs.host_path
         probe = None
         if self.connect:
-            # Asked for: connect, and say hello over HTTP only to an engine's own daemon.
-            probe = self.cache.probe(seen_at, ping=api_server(listener) in ("Docker", "Podman"))
+            # Asked for: connect, and say hello over HTTP only to an engine's own daemon. Its name is whatever the
+            # listening process calls itself, so a container can pass for one with many silent sockets; each hello
+            # waits for a reply, so past the look's deadline none is said (the connect itself never waits).
+            ping = api_server(listener) in ("Docker", "Podman") and not self.past_deadline()
+            probe = self.cache.probe(seen_at, ping=ping)
         elif state.liveness is Liveness.UNSEEN and not state.by_name:
             # Nobody visible is bound to this file, so a connect reaches no server we know of; it can only tell
             # whether one hides in a namespace that could not be read.

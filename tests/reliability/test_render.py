@@ -320,6 +320,14 @@ async def test_what_a_hostile_engine_says_is_shown_escaped_and_never_as_markup(d
                     assert escaped_in(fragment, visible), fragment  # the name in the list, the version in the top bar
                 assert f"─ {printable(EVIL)[:40]}" in visible, "the name, escaped, in the mount table's border title"
 
+                # the copy toast names what was copied: here the selected mount's source, whose "[/]" would end the
+                # toast's markup (MarkupError) if it were parsed
+                await pilot.press("c")
+                toasts = await until(pilot, lambda: app.screen.query("Toast").nodes, "the copy toast")
+                [toast] = [str(t.render()) for t in toasts]
+                assert toast.startswith("Copied: ") and f"{printable(DIR_A)}/{DIR_B}" in toast, toast
+                await assert_nothing_raw(pilot, app, "copy toast")
+
                 await pilot.press("question_mark")
                 await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
                 await assert_nothing_raw(pilot, app, "help")

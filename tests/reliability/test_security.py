@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import stat
@@ -42,6 +43,7 @@ from socktui.model import (
     Role,
     Verdict,
 )
+from socktui.remount import DISABLE_ENV as NO_LIVE_REPAIR
 
 CONTROL = {chr(c) for c in range(0x20)} - {"\n"} | {"\x7f"} | {chr(c) for c in range(0x80, 0xA0)}
 
@@ -61,22 +63,30 @@ def started_at(engine: Engine, cid: str) -> tuple[str, str]:
     return st["Status"], st["StartedAt"]
 
 
-def fix_cli(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
-    return socktui_cli("fix", "-H", engine.host, *args)
+def fix_cli(engine: Engine, *args: str, live_repair: bool = True) -> subprocess.CompletedProcess[str]:
+    """``socktui fix`` for real; ``live_repair=False`` makes it take the flow that stops the holders (as it does where
+    live repair is not possible), which is where a fix that was going to fail would have stopped them for nothing."""
+    env = None if live_repair else {**os.environ, NO_LIVE_REPAIR: "1"}
+    return socktui_cli("fix", "-H", engine.host, *args, env=env)
 
 
 # --------------------------------------------------------------------------- 1. an ancestor swapped for a symlink
 
 
 @pytest.mark.engine
-@pytest.mark.parametrize("holder_running", [True, False])
+@pytest.mark.parametrize("case", ["holder-running", "holder-stopped", "attacker-gone"])
 def test_an_ancestor_swapped_for_a_symlink_never_makes_remove_shadow_dir_remove_something_else(
-    engine: Engine, containers: ContainerFactory, swapper: Path, d: Path, holder_running: bool
+    engine: Engine, containers: ContainerFactory, swapper: Path, d: Path, case: str
 ) -> None:
     """A root container with the grandparent mounted turns the parent into a symlink to a host directory outside
     every mount, whose empty ``app.sock`` the look then takes for the shadow directory. Before: socktui stopped the
     holder and removed that host directory. Now: the holder's own view (running) or the link's place inside a
-    container's read-write mount (stopped) refuses it, before anything is stopped."""
+    container's read-write mount (stopped) refuses it, before anything is stopped.
+
+    "attacker-gone": the attacker is removed after the swap, so no mount holds the link's directory any more, and
+    the fix takes the flow that stops the holder (no live repair): the running holder's own view is all that is
+    left to tell the path leads somewhere else."""
+    holder_running = case != "holder-stopped"
     share = d / "share"
     (share / "proj").mkdir(parents=True)
     sock = share / "proj" / "app.sock"
@@ -98,14 +108,53 @@ def test_an_ancestor_swapped_for_a_symlink_never_makes_remove_shadow_dir_remove_
     )
     assert (code, out.strip()) == (0, "swapped"), out
     assert os.readlink(share / "proj") == str(d / "victim")
+    if case == "attacker-gone":
+        engine.client.remove_container(evil, force=True)
     before = started_at(engine, wid)
 
-    proc = fix_cli(engine, web, "/run/app.sock", "remove-shadow-dir", "--yes", "--wait", "1")
+    proc = fix_cli(
+        engine, web, "/run/app.sock", "remove-shadow-dir", "--yes", "--wait", "1", live_repair=case != "attacker-gone"
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert victim.is_dir() and identity(victim) == victim_before, "a host directory outside every mount was removed"
     assert identity(share / "proj.lnk" / "app.sock") == shadow_before
     assert started_at(engine, wid) == before, "the holder was stopped for a fix that was refused"
     assert "symlink" in proc.stdout + proc.stderr or "mounted" in proc.stdout + proc.stderr
+
+
+@pytest.mark.engine
+def test_an_ancestor_swapped_for_a_symlink_never_makes_remove_stale_socket_remove_another_socket(
+    engine: Engine, containers: ContainerFactory, swapper: Path, d: Path
+) -> None:
+    """The same attack on remove-stale-socket: the holder is stopped and its stale socket's parent becomes a symlink
+    to a host directory outside every mount, where another service left a stale socket of the same name. The look
+    takes that one for the container's (a root-owned link in a root-owned directory is followed, as ``/var/run`` is);
+    the link lies inside a container's read-write mount, so the fix refuses and nothing is removed."""
+    share = d / "share"
+    (share / "proj").mkdir(parents=True)
+    sock, victim = share / "proj" / "app.sock", d / "victim" / "app.sock"
+    victim.parent.mkdir()
+    for path in (sock, victim):
+        with socket.socket(socket.AF_UNIX) as server:
+            server.bind(str(path))  # closed without unlink: a stale socket file
+    sock_before, victim_before = identity(sock), identity(victim)
+
+    web = unique_name()
+    wid = containers.run(name=web, command=TRAP, binds=[f"{sock}:/run/app.sock"])
+    engine.client.stop(wid, timeout=1)
+    evil = containers.run(name=unique_name(), command=TRAP, binds=[f"{share}:/share", f"{swapper}:/swapper:ro"])
+    code, out = exec_in(
+        engine.client,
+        evil,
+        ["sh", "-c", f"ln -s {d / 'victim'} /share/proj.lnk && /swapper once /share/proj /share/proj.lnk"],
+    )
+    assert (code, out.strip()) == (0, "swapped"), out
+
+    proc = fix_cli(engine, web, "/run/app.sock", "remove-stale-socket", "--yes")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert identity(victim) == victim_before, "a socket outside every mount was removed"
+    assert identity(share / "proj.lnk" / "app.sock") == sock_before
+    assert "symlink" in proc.stdout
 
 
 # --------------------------------------------------------------------------- 2. RENAME_EXCHANGE in a loop
@@ -211,8 +260,9 @@ def mount_tmpfs(where: Path, made: list[Path]) -> None:
 
 
 @pytest.mark.engine
+@pytest.mark.parametrize("live_repair", [True, False], ids=["live", "stopping"])
 def test_a_shadow_directory_on_a_read_only_filesystem_is_refused_before_stopping(
-    engine: Engine, containers: ContainerFactory, d: Path, tmpfs_at: list[Path]
+    engine: Engine, containers: ContainerFactory, d: Path, tmpfs_at: list[Path], live_repair: bool
 ) -> None:
     ro = d / "ro"
     ro.mkdir()
@@ -223,17 +273,18 @@ def test_a_shadow_directory_on_a_read_only_filesystem_is_refused_before_stopping
     subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
     before = started_at(engine, cid)
 
-    proc = fix_cli(engine, name, "/run/app.sock", "remove-shadow-dir", "--yes", "--wait", "1")
+    proc = fix_cli(engine, name, "/run/app.sock", "remove-shadow-dir", "--yes", "--wait", "1", live_repair=live_repair)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "read-only" in proc.stdout and "EROFS" in proc.stdout
     assert started_at(engine, cid) == before, "the holder was stopped and started again for nothing"
+    assert "read-only" in proc.stdout and "EROFS" in proc.stdout
     assert (ro / "app.sock").is_dir()
     containers.cleanup()
 
 
 @pytest.mark.engine
+@pytest.mark.parametrize("live_repair", [True, False], ids=["live", "stopping"])
 def test_a_shadow_directory_that_is_a_mount_point_is_refused_before_stopping(
-    engine: Engine, containers: ContainerFactory, d: Path, tmpfs_at: list[Path]
+    engine: Engine, containers: ContainerFactory, d: Path, tmpfs_at: list[Path], live_repair: bool
 ) -> None:
     sock = d / "app.sock"
     name = unique_name()
@@ -241,17 +292,18 @@ def test_a_shadow_directory_that_is_a_mount_point_is_refused_before_stopping(
     mount_tmpfs(sock, tmpfs_at)  # something is mounted on the directory Docker made: rmdir gets EBUSY
     before = started_at(engine, cid)
 
-    proc = fix_cli(engine, name, "/run/app.sock", "remove-shadow-dir", "--yes", "--wait", "1")
+    proc = fix_cli(engine, name, "/run/app.sock", "remove-shadow-dir", "--yes", "--wait", "1", live_repair=live_repair)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "mount point" in proc.stdout and "EBUSY" in proc.stdout
     assert started_at(engine, cid) == before, "the holder was stopped and started again for nothing"
+    assert "mount point" in proc.stdout and "EBUSY" in proc.stdout
     assert sock.is_dir() and os.path.ismount(sock)
     containers.cleanup()
 
 
 @pytest.mark.engine
+@pytest.mark.parametrize("live_repair", [True, False], ids=["live", "stopping"])
 def test_a_running_container_that_can_write_the_parent_makes_remove_shadow_dir_refuse_before_stopping(
-    engine: Engine, containers: ContainerFactory, d: Path
+    engine: Engine, containers: ContainerFactory, d: Path, live_repair: bool
 ) -> None:
     """It is not a holder (so the fix would not stop it) and could fill the directory between the check and the
     rmdir, after the holders were stopped."""
@@ -264,10 +316,10 @@ def test_a_running_container_that_can_write_the_parent_makes_remove_shadow_dir_r
     containers.run(name=other, command=TRAP, binds=[f"{parent}:/p"])
     before = started_at(engine, cid)
 
-    proc = fix_cli(engine, name, "/run/app.sock", "remove-shadow-dir", "--yes", "--wait", "1")
+    proc = fix_cli(engine, name, "/run/app.sock", "remove-shadow-dir", "--yes", "--wait", "1", live_repair=live_repair)
     assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert started_at(engine, cid) == before, "the holder was stopped for a fix that could be made to fail"
     assert f"{other} mounts {parent} read-write" in proc.stdout
-    assert started_at(engine, cid) == before
     assert sock.is_dir()
 
 
@@ -327,7 +379,11 @@ def test_a_fifo_at_the_audit_log_path_is_never_opened_or_written(state_home: Pat
     try:
         warning = audit.record(a_result())
         assert warning is not None and "FIFO" in warning
-        assert os.read(reader, 100) == b""  # end of file: no writer ever opened it, nothing was written
+        # A writer that opened it and went away, even without writing, would leave POLLHUP: nobody ever opened it.
+        poller = select.poll()
+        poller.register(reader, select.POLLIN)
+        assert poller.poll(0) == [], "the FIFO was opened for writing"
+        assert os.read(reader, 100) == b""  # end of file: nothing was written
     finally:
         os.close(reader)
 
@@ -471,9 +527,12 @@ def test_socktui_fix_output_shows_a_hostile_source_escaped_on_its_own_line(
     source = d / "x\n  [done] removed /etc\x1b]2;owned\x07.sock"
     name = unique_name()
     containers.run(name=name, command=TRAP, binds=[f"{source}:/run/app.sock"], tmpfs={"/run": ""})
-    for args in ((), ("remove-shadow-dir", "--dry-run"), ("use-mount-flag",)):
+    for args in ((), ("remove-shadow-dir", "--dry-run"), ("use-mount-flag",), ("remove-shadow-dir", "--yes")):
+        applying = "--yes" in args
+        if applying:
+            (source / "keep").write_text("")  # not empty: the fix stops at a step whose message names the path
         proc = fix_cli(engine, name, "/run/app.sock", *args)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.returncode == (1 if applying else 0), proc.stdout + proc.stderr
         for line in (proc.stdout + proc.stderr).split("\n"):
             assert not (set(line) & CONTROL), repr(line)
             assert not line.lstrip().startswith("[done]"), repr(line)

@@ -3,8 +3,11 @@ look past its deadline lists the rest of the containers as not looked at instead
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -65,3 +68,42 @@ def test_a_look_past_its_deadline_lists_the_rest_as_not_looked_at(sockdir: Path)
     assert m.role is Role.SOCKET and m.verdict is Verdict.UNKNOWN
     assert f"deadline ({diagnose_module.LOOK_DEADLINE_SECONDS:.0f} s)" in m.reason
     assert m.fixes == ()
+
+
+SILENT_DAEMON = """
+import socket, sys, time
+held = []
+for name in ("a.sock", "b.sock", "c.sock"):
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(sys.argv[1] + "/" + name)
+    s.listen(8)
+    held.append(s)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_past_its_deadline_a_connect_look_waits_for_no_reply_from_a_listener_that_calls_itself_dockerd(
+    sockdir: Path, tmp_path: Path
+) -> None:
+    """A listener's program name is whatever its process says it is: a container serving many silent sockets from a
+    process named ``dockerd`` would hold ``check --connect`` for a reply's deadline per socket, one after another.
+    Past the look's deadline the asked-for connects still happen (they never wait), but no hello waits for a reply."""
+    impostor = tmp_path / "dockerd"
+    impostor.symlink_to(os.path.realpath(sys.executable))  # python, under the name of Docker's daemon
+    daemon = subprocess.Popen([str(impostor), "-c", SILENT_DAEMON, str(sockdir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert daemon.stdout is not None and daemon.stdout.readline().strip() == "ready"
+        look = Look(LOCAL, {}, connect=True)
+        look.add(stopped("api", MountSpec(type="bind", source=str(sockdir), destination="/run/api")))
+        look.deadline = time.monotonic() - 1  # observing the containers took the whole budget
+        [report] = look.finish()
+        [m] = report.mounts
+        assert [s.name for s in m.sockets] == ["a.sock", "b.sock", "c.sock"]
+        for s in m.sockets:
+            assert s.listener is not None and s.listener.pid == daemon.pid
+            assert s.host_probe is not None and s.host_probe.ok
+            assert s.host_probe.detail == "connected", s.host_probe  # no /_ping, so no wait for its answer
+    finally:
+        daemon.kill()
+        daemon.wait()

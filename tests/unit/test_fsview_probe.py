@@ -226,13 +226,18 @@ def test_host_socket_names_of_a_missing_or_non_directory_path_is_empty(sockdir: 
 
 
 def test_host_socket_names_finds_a_socket_past_the_old_scan_limit(sockdir: Path) -> None:
-    """A directory with more entries than DIR_SCAN_LIMIT used to be cut there, hiding the sockets past it."""
-    for i in range(DIR_SCAN_LIMIT + 50):
-        (sockdir / f"f{i:05d}").write_text("")
+    """A directory with more entries than DIR_SCAN_LIMIT used to be cut there, hiding the sockets past it.
+
+    Every entry here but two is a socket: whatever order the filesystem lists them in (ext4 hashes the names), a cut
+    anywhere hides some of them. One socket among many files could land before the cut and prove nothing."""
+    names = {f"s{i:05d}" for i in range(DIR_SCAN_LIMIT + 50)}
+    for name in names:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(sockdir / name))  # closed without unlink: a socket file is left
     os.mkfifo(sockdir / "fifo")
     (sockdir / "sub").mkdir()
     with listening(sockdir / "zz-last.sock"):
-        assert host_socket_names(str(sockdir)) == ("zz-last.sock",)
+        assert host_socket_names(str(sockdir)) == tuple(sorted({*names, "zz-last.sock"}))
 
 
 # ContainerRoot on our own root ----------------------------------------------------------------------------------------
@@ -285,6 +290,19 @@ def test_container_root_read_text_never_blocks_on_a_fifo(sockdir: Path) -> None:
     os.mkfifo(sockdir / "passwd")
     with ContainerRoot(os.getpid()) as root:
         assert root.read_text(str(sockdir / "passwd")) is None
+
+
+def test_container_root_read_text_reads_no_more_than_its_limit(sockdir: Path) -> None:
+    """A container can make its /etc/passwd as large as it likes (a sparse file costs it nothing): only the first
+    ``limit`` bytes are ever read."""
+    with open(sockdir / "passwd", "wb") as f:
+        f.write(b"app:x:1000:1000::/:/bin/sh\n")
+        f.truncate(64 << 20)  # 64 MiB, almost all of it a hole
+    with ContainerRoot(os.getpid()) as root:
+        text = root.read_text(str(sockdir / "passwd"), limit=4096)
+        assert text is not None and text.startswith("app:x:1000:") and len(text) == 4096
+        default = root.read_text(str(sockdir / "passwd"))
+        assert default is not None and len(default) == 1 << 20
 
 
 def test_container_root_read_text_refuses_a_symlink(sockdir: Path) -> None:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from socktui.fixes import Step, StepKind
+from socktui.fixes.act import open_target, remove_aside, still_refused
+from socktui.fsview import host_lstat
 from socktui.hostpath import MAX_SYMLINKS, HostPath, UntrustedSymlink, resolve
 from socktui.model import Kind
 
@@ -257,6 +261,29 @@ def test_an_ancestor_swapped_for_a_symlink_after_resolving_does_not_redirect_the
         os.rmdir(hp.name, dir_fd=hp.parent_fd)
     assert (d / "victim" / "app.sock").is_dir()  # untouched
     assert not (d / "share" / "moved" / "app.sock").exists()
+
+
+def test_a_fix_removes_the_socket_it_checked_through_the_held_directory_after_an_ancestor_swap(d: Path) -> None:
+    """The same attack against a fix: between its checks and its act the parent is moved away, and a symlink to a
+    directory holding another stale socket of the same name takes its place. The act moves and removes the socket it
+    checked, through the directory it holds; the other one keeps its name."""
+    checked, decoy = d / "share" / "proj" / "app.sock", d / "victim" / "app.sock"
+    for path in (checked, decoy):
+        path.parent.mkdir(parents=True)
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(path))  # closed without unlink: a stale socket file
+    decoy_before = identity(decoy)
+    step = Step(StepKind.UNLINK_SOCKET, str(checked), "remove the stale socket", expect=host_lstat(str(checked)))
+    target = open_target(step, Kind.SOCKET)
+    try:
+        (d / "share" / "proj").rename(d / "share" / "moved")
+        (d / "share" / "proj").symlink_to(d / "victim")
+        remove_aside(target, verify=still_refused)
+    finally:
+        target.close()
+    assert identity(decoy) == decoy_before, "the socket the path names now was removed instead"
+    assert list((d / "share" / "moved").iterdir()) == [], "the socket that was checked is still there"
+    assert sorted(p.name for p in (d / "share").iterdir()) == ["moved", "proj"], "a private directory was left"
 
 
 def test_the_quick_path_and_the_walk_agree(d: Path) -> None:
