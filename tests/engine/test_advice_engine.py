@@ -27,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ import docker
 import pytest
 
 from harness import (
+    TRAP,
     ContainerFactory,
     Engine,
     PrivateDaemon,
@@ -43,13 +43,13 @@ from harness import (
     SocketServers,
     build_static,
     build_test_image,
+    unique_name,
     wait_for,
 )
 from real_servers import Redis, private_dir
 
 pytestmark = pytest.mark.engine
 
-TRAP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 DEST = "/run/app.sock"
 
 # The user namespace of the remapped daemon: a system user with subordinate ids (dockerd reads /etc/subuid).
@@ -70,10 +70,6 @@ def d() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def unique_name() -> str:
-    return f"st-{uuid.uuid4().hex[:10]}"
 
 
 def socktui(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import harness
 from socktui import socktable
 from socktui.linux import kernel_dev, user_dev
 from socktui.socktable import (
@@ -34,11 +33,8 @@ from socktui.socktable import (
 @pytest.fixture
 def short_dir() -> Iterator[Path]:
     # sun_path holds 108 bytes; pytest's tmp_path can be longer than that.
-    path = Path(tempfile.mkdtemp(prefix="stbl-"))
-    try:
+    with harness.short_dir("stbl-") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def identity(path: Path) -> tuple[int, int]:
