@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import pytest
+from rich.text import Text
 from textual.pilot import Pilot
-from textual.widgets import OptionList
+from textual.widgets import OptionList, Static
 
 from harness import engine_from_env
 from socktui.demo.daemon import mountpoints_under, pids_mentioning
@@ -177,6 +178,21 @@ async def test_the_demo_shows_every_verdict_it_promises(lab: Lab) -> None:
         help_text = " ".join(str(getattr(w, "content", "")) for w in app.screen.query("Static"))
         assert "Demo keys" in help_text and "SIGKILL the selected mount's server" in help_text
         await pilot.press("escape")
+
+
+@pytest.mark.parametrize("cols", [80, 100])
+async def test_the_top_bar_fits_with_the_demo_badge_and_names_the_engine(lab: Lab, cols: int) -> None:
+    """DEMO comes first and counts in the room the engine's label is given: nothing wraps out of the one-line bar."""
+    app = DemoApp(lab)
+    async with app.run_test(size=(cols, 24)) as pilot:
+        await until(pilot, lambda: app.report is not None and app.monitor.armed, "the first look", timeout=120)
+        bar = app.query_one("#topbar", Static)
+        shown = bar.content
+        assert isinstance(shown, Text)
+        assert shown.plain.startswith("DEMO socktui ") and "Docker " in shown.plain, shown.plain
+        assert shown.cell_len <= bar.size.width, f"{shown.plain!r} is wider than the bar ({bar.size.width})"
+        if cols >= 100:
+            assert shown.plain.endswith("/docker.sock"), shown.plain  # with room, the endpoint shows too
 
 
 async def test_the_kill_key_turns_a_live_socket_stale_on_screen_and_s_brings_it_back(lab: Lab) -> None:

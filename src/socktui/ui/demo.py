@@ -71,6 +71,7 @@ class DemoHelpScreen(HelpScreen):
 class DemoApp(SocktuiApp):
     BINDINGS = _demo_bindings()
     TITLE = "socktui demo"
+    BADGE = "DEMO"
 
     def __init__(self, lab: Lab, **kwargs: object) -> None:
         super().__init__(make_session(Options(host=lab.host)), **kwargs)  # type: ignore[arg-type]
@@ -93,14 +94,6 @@ class DemoApp(SocktuiApp):
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
-
-    def update_topbar(self, report: object, checking: bool = False) -> None:
-        super().update_topbar(report, checking)  # type: ignore[arg-type]
-        bar = self.query_one("#topbar", Static)
-        content = bar.content
-        if isinstance(content, Text):
-            # First, so that a narrow terminal, which cuts the bar's end, still shows it.
-            bar.update(Text.assemble(("DEMO", "bold reverse"), " ", content))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
