@@ -411,6 +411,15 @@ def test_after_q_nothing_is_left(demo_tty: tuple[Tty, DemoPaths]) -> None:
     assert not any(p.alive for p in state.servers.values())
 
 
+def test_after_ctrl_c_nothing_is_left(demo_tty: tuple[Tty, DemoPaths]) -> None:
+    """Ctrl+C in the terminal is a key for the TUI (raw mode, no SIGINT): the demo ends as on ``q``."""
+    tty, paths = demo_tty
+    os.write(tty.master, b"\x03")
+    assert tty.proc.wait(timeout=STARTUP_SECONDS) == 0
+    tty.read_until(b"removed", timeout=10)
+    assert nothing_left(paths), traces(paths)
+
+
 def test_after_sigterm_nothing_is_left(demo_tty: tuple[Tty, DemoPaths]) -> None:
     tty, paths = demo_tty
     tty.proc.send_signal(signal.SIGTERM)
