@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import pytest
+from rich.text import Text
 from textual.pilot import Pilot
-from textual.widgets import OptionList
+from textual.widgets import OptionList, Static
 
 from harness import engine_from_env
 from socktui.demo.daemon import mountpoints_under, pids_mentioning
@@ -179,6 +180,21 @@ async def test_the_demo_shows_every_verdict_it_promises(lab: Lab) -> None:
         await pilot.press("escape")
 
 
+@pytest.mark.parametrize("cols", [80, 100])
+async def test_the_top_bar_fits_with_the_demo_badge_and_names_the_engine(lab: Lab, cols: int) -> None:
+    """DEMO comes first and counts in the room the engine's label is given: nothing wraps out of the one-line bar."""
+    app = DemoApp(lab)
+    async with app.run_test(size=(cols, 24)) as pilot:
+        await until(pilot, lambda: app.report is not None and app.monitor.armed, "the first look", timeout=120)
+        bar = app.query_one("#topbar", Static)
+        shown = bar.content
+        assert isinstance(shown, Text)
+        assert shown.plain.startswith("DEMO socktui ") and "Docker " in shown.plain, shown.plain
+        assert shown.cell_len <= bar.size.width, f"{shown.plain!r} is wider than the bar ({bar.size.width})"
+        if cols >= 100:
+            assert shown.plain.endswith("/docker.sock"), shown.plain  # with room, the endpoint shows too
+
+
 async def test_the_kill_key_turns_a_live_socket_stale_on_screen_and_s_brings_it_back(lab: Lab) -> None:
     app = DemoApp(lab)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -306,17 +322,26 @@ class Tty:
     """``socktui demo`` in a pseudo-terminal of its own. A thread reads its output all the time: a TUI whose
     terminal is not read blocks on its next write, and would never get to exit."""
 
-    def __init__(self, paths: DemoPaths, cols: int = 100, rows: int = 30) -> None:
+    def __init__(
+        self,
+        paths: DemoPaths,
+        cols: int = 100,
+        rows: int = 30,
+        options: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        env = {k: v for k, v in os.environ.items() if k not in ("TEXTUAL", "NO_COLOR")}
-        env.update({ENV_ROOT: str(paths.root), "TERM": "xterm-256color", "XDG_STATE_HOME": str(paths.root) + "-st"})
+        full = {k: v for k, v in os.environ.items() if k not in ("TEXTUAL", "NO_COLOR")}
+        private = str(paths.root) + "-st"
+        full.update({ENV_ROOT: str(paths.root), "TERM": "xterm-256color", "XDG_STATE_HOME": private})
+        full.update({"XDG_CONFIG_HOME": private, **(env or {})})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "socktui.cli", "demo"],
+            [sys.executable, "-m", "socktui.cli", *options, "demo"],
             stdin=slave,
             stdout=slave,
             stderr=slave,
-            env=env,
+            env=full,
             start_new_session=True,
         )
         os.close(slave)
@@ -340,9 +365,13 @@ class Tty:
                 self._raw += chunk
 
     @property
-    def text(self) -> bytes:
+    def raw(self) -> bytes:
         with self._lock:
-            return ANSI.sub(b"", bytes(self._raw))
+            return bytes(self._raw)
+
+    @property
+    def text(self) -> bytes:
+        return ANSI.sub(b"", self.raw)
 
     def read_until(self, text: bytes, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -395,6 +424,15 @@ def test_after_q_nothing_is_left(demo_tty: tuple[Tty, DemoPaths]) -> None:
     assert not any(p.alive for p in state.servers.values())
 
 
+def test_after_ctrl_c_nothing_is_left(demo_tty: tuple[Tty, DemoPaths]) -> None:
+    """Ctrl+C in the terminal is a key for the TUI (raw mode, no SIGINT): the demo ends as on ``q``."""
+    tty, paths = demo_tty
+    os.write(tty.master, b"\x03")
+    assert tty.proc.wait(timeout=STARTUP_SECONDS) == 0
+    tty.read_until(b"removed", timeout=10)
+    assert nothing_left(paths), traces(paths)
+
+
 def test_after_sigterm_nothing_is_left(demo_tty: tuple[Tty, DemoPaths]) -> None:
     tty, paths = demo_tty
     tty.proc.send_signal(signal.SIGTERM)
@@ -413,6 +451,48 @@ def test_after_the_tui_is_killed_the_supervisor_removes_everything(demo_tty: tup
     wait_for(lambda: nothing_left(paths), "the supervisor to remove the demo", timeout=STARTUP_SECONDS)
     assert state.daemon is not None and not state.daemon.alive
     wait_for(lambda: not state.supervisor.alive, "the supervisor to exit", timeout=10)  # type: ignore[union-attr]
+
+
+MOUSE_ON = (b"\x1b[?1000h", b"\x1b[?1003h", b"\x1b[?1006h")
+
+
+def test_the_demo_takes_the_terminal_options_no_mouse_and_ascii() -> None:
+    """``socktui --no-mouse demo`` leaves the mouse to the terminal, and a locale that is not UTF-8 gets ASCII, as
+    the ordinary TUI does (tests/reliability/test_terminal.py)."""
+    needs_private_engine()
+    paths = fresh_root()
+    tty = Tty(paths, cols=80, rows=24, options=("--no-mouse",), env={"LC_ALL": "C"})
+    try:
+        tty.read_until(b"DEMO", timeout=STARTUP_SECONDS)
+        tty.read_until(b" sockets ", timeout=STARTUP_SECONDS)
+        tty.read_until(b"is not UTF-8", timeout=30)  # the app's sentence in the log
+        assert not [seq for seq in MOUSE_ON if seq in tty.raw]
+        assert b"+- events -" in tty.text and "╭".encode() not in tty.raw
+        os.write(tty.master, b"q")
+        assert tty.proc.wait(timeout=STARTUP_SECONDS) == 0
+    finally:
+        tty.close()
+        teardown(paths)
+        shutil.rmtree(str(paths.root) + "-st", ignore_errors=True)
+    assert nothing_left(paths), traces(paths)
+
+
+def test_an_unknown_theme_is_refused_before_the_demo_makes_anything(tmp_path: Path) -> None:
+    paths = DemoPaths(tmp_path / "never")
+    setpriv = shutil.which("setpriv")
+    assert setpriv is not None, "setpriv comes with util-linux (.ci/run installs it)"
+    done = subprocess.run(
+        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "socktui.cli"]
+        + ["--theme", "no-such-theme", "demo"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, ENV_ROOT: str(paths.root)},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done
+    assert "no theme 'no-such-theme'" in done.stderr and "nord" in done.stderr, done.stderr
+    assert not paths.root.exists()
 
 
 def test_a_second_run_starts_clean_after_everything_was_killed(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import docker.errors
 import pytest
+from textual.widgets import Static
 
 from harness import TRAP, ContainerFactory, Engine, SocketServers, wait_for
 from socktui import engine as engine_module
@@ -24,7 +25,10 @@ from socktui.diagnose import diagnose
 from socktui.engine import Engine as SocktuiEngine
 from socktui.engine import resolve_endpoint
 from socktui.model import Product, Verdict
+from socktui.session import Options, make_session
 from socktui.sources.events import EngineEvent, EngineEventStream
+from socktui.ui.app import SocktuiApp
+from socktui.ui.widgets import EventLog
 
 pytestmark = pytest.mark.engine
 
@@ -70,6 +74,29 @@ def test_podman_is_found_through_container_host_when_the_docker_socket_is_absent
         f"engine: Podman {doc['engine']['version']} at {podman_engine.host} (local, via CONTAINER_HOST,"
     )
     assert f"no Docker socket at {tmp_path / 'no-docker.sock'}" in header
+
+
+async def test_the_tui_logs_how_podman_was_found_and_names_it_in_the_top_bar(
+    podman_engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for var in ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("CONTAINER_HOST", podman_engine.host)
+    absent = tmp_path / "no-docker.sock"
+    monkeypatch.setattr(engine_module, "DOCKER_SOCKET_PATH", str(absent))
+
+    app = SocktuiApp(make_session(Options()), live=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(600):
+            if app.report is not None:
+                break
+            await pilot.pause(0.05)
+        assert app.report is not None
+        logged = " ".join(" ".join(line.text.split()) for line in app.query_one(EventLog).lines)
+        assert f"looking at {podman_engine.host} (CONTAINER_HOST, no Docker socket at {absent})" in logged, logged
+        bar = str(app.query_one("#topbar", Static).content)
+        assert f"Podman {app.report.engine.version}" in bar, bar
 
 
 def test_podmans_rootful_socket_is_found_when_nothing_else_is_there(podman_engine: Engine, tmp_path: Path) -> None:

@@ -146,3 +146,16 @@ def test_engine_label_keeps_product_version_and_context_and_shortens_the_endpoin
     short = engine_label(info, 40)
     assert len(short) <= 40 and short.startswith("Podman 4.3.1 …") and short.endswith("podman.sock · context prod")
     assert engine_label(info, 20) == "Podman 4.3.1 · context prod"
+
+
+def test_the_filter_finds_a_container_by_its_compose_project_alone() -> None:
+    """``container_name:`` in a compose file gives names that need not hold the project's: `/` still finds them."""
+    from socktui.model import ContainerReport, ContainerSpec
+    from socktui.ui.widgets import matches
+
+    labels = (("com.docker.compose.project", "shop"), ("com.docker.compose.service", "web"))
+    report = ContainerReport(
+        ContainerSpec(id="a" * 64, name="storefront", state="running", image="nginx", labels=labels)
+    )
+    assert matches(report, "SHOP") and matches(report, "shop/web") and matches(report, "front")
+    assert not matches(report, "cart")

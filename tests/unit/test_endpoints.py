@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from socktui.engine import EndpointError, EngineError, parse_host, resolve_endpoint
+from socktui.engine import EndpointError, EngineError, parse_host, podman_socket_candidates, resolve_endpoint
 
 REMOTE = "tcp://10.1.2.3:2376"
 ROOTLESS = "unix:///run/user/1000/docker.sock"
@@ -232,6 +232,15 @@ def test_podman_candidates_follow_xdg_runtime_dir(home: Path, tmp_path: Path) ->
         assert ep.url == "unix:///run/podman/podman.sock"
     else:
         assert ep.url == f"unix://{runtime}/podman/podman.sock"
+
+
+def test_podmans_own_places_rootful_first_then_xdg_runtime_dir() -> None:
+    """Where podman's clients look when nothing is given: these paths, in this order (the tests above pass theirs)."""
+    assert podman_socket_candidates({}) == ["/run/podman/podman.sock"]
+    assert podman_socket_candidates({"XDG_RUNTIME_DIR": "/run/user/1000"}) == [
+        "/run/podman/podman.sock",
+        "/run/user/1000/podman/podman.sock",
+    ]
 
 
 def test_nothing_anywhere_is_the_docker_default(home: Path) -> None:

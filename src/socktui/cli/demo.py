@@ -44,6 +44,13 @@ def run_demo(args: argparse.Namespace) -> int:
     from ..demo.lab import DemoError, Lab, missing_prerequisites
     from ..demo.state import DemoPaths, demo_root
 
+    if args.theme is not None:
+        from ..ui.demo import unknown_theme  # Textual, only to check a theme that was named
+
+        theme_problem = unknown_theme(args.theme)
+        if theme_problem:
+            _say(theme_problem.removeprefix("socktui: "))
+            return EXIT_CANNOT_RUN
     problems = missing_prerequisites()
     if problems:
         _say("cannot start:")
@@ -65,7 +72,7 @@ def run_demo(args: argparse.Namespace) -> int:
             return EXIT_CANNOT_RUN
         from ..ui.demo import run_demo_app  # Textual is imported only once the world is ready
 
-        code = run_demo_app(lab)
+        code = run_demo_app(lab, theme=args.theme, mouse=not args.no_mouse)
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, _exit_on)  # the app's loop put the default action back
         return code

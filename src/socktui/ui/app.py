@@ -50,6 +50,8 @@ class SocktuiApp(App[int]):
     CSS_PATH = "socktui.tcss"
     TITLE = "socktui"
     BINDINGS = bindings()
+    BADGE = ""
+    """A word shown first in the top bar, reversed (the demo's DEMO): first, so a narrow terminal still shows it."""
 
     needle: reactive[str] = reactive("")
     """The filter text; narrows the container list."""
@@ -287,12 +289,14 @@ class SocktuiApp(App[int]):
             text.append(counted(problems, "problem"), style=f"bold {verdict_color(self, c.worst)}" if problems else "")
             text.append(f" · {counted(c.containers, 'container')} · {counted(c.mounts, 'socket')} · ")
         tail = "  read-only" if self.session.options.read_only else ""
+        badge = Text.assemble((self.BADGE, "bold reverse"), " ") if self.BADGE else Text()
         bar = self.query_one("#topbar", Static)
         width = bar.size.width or (self.size.width or 80) - 2  # the bar's own width, inside its padding
-        text.append(engine_label(report.engine, max(width - text.cell_len - len(tail), 12)), style="dim")
+        room = width - badge.cell_len - text.cell_len - len(tail)
+        text.append(engine_label(report.engine, max(room, 12)), style="dim")
         if tail:
             text.append(tail, style="bold")
-        bar.update(text)
+        bar.update(Text.assemble(badge, text) if self.BADGE else text)
 
     def selected_report(self) -> ContainerReport | None:
         if self.report is None or self.selected_id is None:

@@ -23,10 +23,13 @@ from textual.widgets import Static
 from ..demo.lab import Lab
 from ..model import ContainerReport, MountReport, Role
 from ..session import Options, make_session
+from ..settings import Settings
 from .app import SocktuiApp
+from .app import unknown_theme as unknown_theme  # for ``socktui --theme NAME demo``, checked before the demo starts
 from .commands import Command
 from .messages import LogLine
 from .screens import HelpScreen
+from .terminal import terminal_is_utf8
 
 DEMO_COMMANDS: tuple[Command, ...] = (
     Command("x", "demo_kill", "Kill srv", "Demo: SIGKILL the selected mount's server; its socket stays behind (stale)"),
@@ -71,6 +74,7 @@ class DemoHelpScreen(HelpScreen):
 class DemoApp(SocktuiApp):
     BINDINGS = _demo_bindings()
     TITLE = "socktui demo"
+    BADGE = "DEMO"
 
     def __init__(self, lab: Lab, **kwargs: object) -> None:
         super().__init__(make_session(Options(host=lab.host)), **kwargs)  # type: ignore[arg-type]
@@ -93,14 +97,6 @@ class DemoApp(SocktuiApp):
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
-
-    def update_topbar(self, report: object, checking: bool = False) -> None:
-        super().update_topbar(report, checking)  # type: ignore[arg-type]
-        bar = self.query_one("#topbar", Static)
-        content = bar.content
-        if isinstance(content, Text):
-            # First, so that a narrow terminal, which cuts the bar's end, still shows it.
-            bar.update(Text.assemble(("DEMO", "bold reverse"), " ", content))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -151,7 +147,8 @@ class DemoApp(SocktuiApp):
         self.post_message(LogLine(f"demo: {deed()}", "bold"))
 
 
-def run_demo_app(lab: Lab) -> int:
-    app = DemoApp(lab)
-    app.run()
+def run_demo_app(lab: Lab, *, theme: str | None = None, mouse: bool = True) -> int:
+    """The demo as ``socktui`` runs its app: ASCII for a terminal that is not UTF-8, the theme, the mouse."""
+    app = DemoApp(lab, ascii_only=not terminal_is_utf8(), theme=theme, settings=Settings.for_user())
+    app.run(mouse=mouse)
     return app.return_code or 0
