@@ -159,3 +159,52 @@ def test_the_filter_finds_a_container_by_its_compose_project_alone() -> None:
     )
     assert matches(report, "SHOP") and matches(report, "shop/web") and matches(report, "front")
     assert not matches(report, "cart")
+
+
+class _BusySession:
+    """What the App reads from a Session (live=False): a thousand containers' totals on a long endpoint."""
+
+    def __init__(self, endpoint: str, context: str | None = None) -> None:
+        from types import SimpleNamespace
+
+        from socktui.model import CheckReport, EngineInfo
+        from socktui.session import Options
+
+        self.options = Options()
+        self.engine = SimpleNamespace(endpoint=SimpleNamespace(url=endpoint, source="test", local=True))
+        info = EngineInfo(endpoint=endpoint, local=True, version="20.10.24+dfsg1", context=context)
+        self.report = CheckReport(info, ())
+
+    def full_check(self, cancel: object = None, on_listed: object = None) -> object:
+        return self.report
+
+    def snapshot(self) -> object:
+        return self.report
+
+    def counts(self) -> tuple[int, int, int, None]:
+        return 1000, 2000, 1000, None
+
+
+@pytest.mark.parametrize("context", [None, "prod"])
+async def test_at_80_columns_the_totals_give_way_so_the_top_bar_always_names_the_endpoint(context: str | None) -> None:
+    from socktui.live import Counts
+
+    session = _BusySession("unix:///tmp/socktui-dockerd-jm32yb95/docker.sock", context)
+    app = SocktuiApp(session, live=False)  # type: ignore[arg-type]
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.counts = Counts(containers=1000, mounts=2000, problems=1000)
+        app.update_topbar(session.report)
+        await pilot.pause()
+        bar = str(app.query_one("#topbar", Static).content)
+        assert len(bar) <= 78, bar
+        assert (
+            "1000 problems" in bar and "Docker 20.10.24" in bar and bar.split(" · context")[0].endswith("docker.sock")
+        )
+        assert ("context prod" in bar) is (context == "prod")
+    async with SocktuiApp(session, live=False).run_test(size=(200, 24)) as pilot:  # type: ignore[arg-type]
+        app = pilot.app  # type: ignore[assignment]
+        app.counts = Counts(containers=1000, mounts=2000, problems=1000)
+        app.update_topbar(session.report)
+        await pilot.pause()
+        wide = str(app.query_one("#topbar", Static).content)
+        assert "1000 containers" in wide and "2000 sockets" in wide, "with room, every total shows"

@@ -280,19 +280,25 @@ class SocktuiApp(App[int]):
         self.show_detail()
 
     def update_topbar(self, report: CheckReport, checking: bool = False) -> None:
-        text = Text("socktui ", style="bold")
-        if checking:
-            text.append(f"checking {counted(len(report.containers), 'container')}… · ")
-        else:
-            c = self.counts
-            problems = c.problems
-            text.append(counted(problems, "problem"), style=f"bold {verdict_color(self, c.worst)}" if problems else "")
-            text.append(f" · {counted(c.containers, 'container')} · {counted(c.mounts, 'socket')} · ")
         tail = "  read-only" if self.session.options.read_only else ""
         badge = Text.assemble((self.BADGE, "bold reverse"), " ") if self.BADGE else Text()
         bar = self.query_one("#topbar", Static)
         width = bar.size.width or (self.size.width or 80) - 2  # the bar's own width, inside its padding
-        room = width - badge.cell_len - text.cell_len - len(tail)
+        # The totals give way before the engine's label does: it always names the product, version and endpoint.
+        c = self.counts
+        extras = [] if checking else [counted(c.containers, "container"), counted(c.mounts, "socket")]
+        while True:
+            text = Text("socktui ", style="bold")
+            if checking:
+                text.append(f"checking {counted(len(report.containers), 'container')}… · ")
+            else:
+                style = f"bold {verdict_color(self, c.worst)}" if c.problems else ""
+                text.append(counted(c.problems, "problem"), style=style)
+                text.append("".join(f" · {extra}" for extra in extras) + " · ")
+            room = width - badge.cell_len - text.cell_len - len(tail)
+            if not extras or room >= engine_label_least(report.engine):
+                break
+            extras.pop()
         text.append(engine_label(report.engine, max(room, 12)), style="dim")
         if tail:
             text.append(tail, style="bold")
@@ -534,6 +540,16 @@ class SocktuiApp(App[int]):
 
     def on_unmount(self) -> None:
         self.monitor.stop()
+
+
+ENDPOINT_LEAST = 16  # the end of an endpoint that still tells it apart: "…/run/docker.sock", "…host:2376"
+
+
+def engine_label_least(engine: EngineInfo) -> int:
+    """The columns :func:`engine_label` needs to show the endpoint at all (its end, at least)."""
+    head = f"{engine.product.display} {printable(engine.version.split('+')[0]) or '?'}"
+    context = f" · context {printable(engine.context)}" if engine.context else ""
+    return len(head) + len(context) + 1 + min(ENDPOINT_LEAST, len(printable(engine.endpoint.removeprefix("unix://"))))
 
 
 def engine_label(engine: EngineInfo, room: int) -> str:
