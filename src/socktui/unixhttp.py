@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 CHUNK = 65536
+MAX_READ = 1024 * 1024  # the most asked of one recv, however large the body
 MAX_HEAD_BYTES = 64 * 1024  # a status line and headers longer than this are not an engine talking
 MAX_EVENT_BYTES = 16 * 1024 * 1024  # an unfinished event document this large is not an event
 MAX_IDLE = 8  # idle keep-alive connections kept for reuse
@@ -120,7 +121,7 @@ class _Connection:
         self.sock.close()
 
     def _fill(self, want: int = CHUNK) -> None:
-        data = self.sock.recv(max(want, CHUNK))
+        data = self.sock.recv(min(max(want, CHUNK), MAX_READ))
         if not data:
             if self.received or self.buffer:
                 raise ProtocolError("the engine closed the connection in the middle of its answer")

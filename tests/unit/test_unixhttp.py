@@ -176,6 +176,20 @@ def test_chunked_body_with_extensions_and_trailers(serve: Callable[[Answer], Ser
     assert server.accepted == 1
 
 
+def test_bodies_larger_than_one_read(serve: Callable[[Answer], Server]) -> None:
+    # A thousand containers' list is megabytes: read across many recvs, by length and in one big chunk.
+    doc = [{"Id": f"{i:064x}", "Labels": {"k": "v" * 2000}} for i in range(1500)]
+    raw = json.dumps(doc).encode()
+    assert len(raw) > 3_000_000  # three times MAX_READ
+    server = serve(
+        lambda r: [reply("200 OK", raw)] if r.target == "/length" else [CHUNKED_HEAD, chunk(raw), b"0\r\n\r\n"]
+    )
+    client = UnixHTTPClient(str(server.path), timeout=5)
+    assert client.get_json("/length") == doc
+    assert client.get_json("/chunked") == doc
+    assert server.accepted == 1
+
+
 def test_keep_alive_reuses_one_connection(serve: Callable[[Answer], Server]) -> None:
     server = serve(lambda r: [reply("200 OK", {"n": len(server.requests)})])
     client = UnixHTTPClient(str(server.path), timeout=5)
