@@ -707,8 +707,6 @@ class Engine:
         try:
             if http is not None:
                 raw = http.get_json(f"{self._prefix}/containers/json", {"all": 1})
-                if not isinstance(raw, list):
-                    raise ValueError(f"the engine's container list is not a list: {str(raw)[:80]}")
             else:
                 raw = self.client.containers(all=True)
         except self._errors() as exc:
