@@ -6,28 +6,26 @@ One ``GET /containers/json?all=1`` returns every container with its mounts; only
 
 from __future__ import annotations
 
-import hashlib
-import http.client
+import contextlib
 import json
 import os
 import posixpath
-import socket
+import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlparse
 
-import docker
-import docker.errors
-import docker.tls
-import docker.utils
-
 from .model import ContainerSpec, EngineInfo, MountSpec, Product
-from .sshdial import SshDialer, ssh_argv
+from .unixhttp import HTTPError, UnixHTTPClient
+
+if TYPE_CHECKING:
+    import docker
+
+    from .sshdial import SshDialer
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 DOCKER_SOCKET_PATH = "/var/run/docker.sock"
@@ -203,6 +201,8 @@ def resolve_endpoint(
     if env.get("DOCKER_HOST"):
         tls = None
         if env.get("DOCKER_TLS_VERIFY") or env.get("DOCKER_CERT_PATH"):
+            import docker.utils  # TLS is docker-py's business: imported only when asked for
+
             tls = docker.utils.kwargs_from_env(environment=dict(env)).get("tls")
         return Endpoint(url=parse_host(env["DOCKER_HOST"], "DOCKER_HOST"), source="DOCKER_HOST", tls=tls)
     if env.get("DOCKER_CONTEXT"):
@@ -252,6 +252,8 @@ def _from_context(
     if name == "default":
         # The CLI's built-in context: whatever the defaults give, no file behind it.
         return replace(_unnamed(env, docker_socket, podman_sockets), context="default")
+    import hashlib  # only contexts need it
+
     digest = hashlib.sha256(name.encode()).hexdigest()
     meta_path = os.path.join(config_dir, "contexts", "meta", digest, "meta.json")
     try:
@@ -286,6 +288,8 @@ def _context_tls(tls_dir: str, endpoint: Mapping[str, Any]) -> Any:
     if not present and not skip_verify:
         return None
     client_cert = (present["cert"], present["key"]) if "cert" in present and "key" in present else None
+    import docker.tls  # TLS is docker-py's business: imported only when a context has TLS material
+
     return docker.tls.TLSConfig(client_cert=client_cert, ca_cert=present.get("ca"), verify=not skip_verify)
 
 
@@ -296,14 +300,16 @@ def _looks_like_podman(endpoint: Endpoint) -> bool:
 def _advice_for(endpoint: Endpoint, exc: BaseException) -> tuple[Failure, str, str]:
     text = str(exc)
     path = urlparse(endpoint.url).path if endpoint.url.startswith("unix://") else ""
-    if "Permission denied" in text or "EACCES" in text:
+    if isinstance(exc, PermissionError) or "Permission denied" in text or "EACCES" in text:
         return (
             Failure.DENIED,
             "permission denied on the engine socket",
             f"Join the group that owns {path or 'the socket'} (usually: sudo usermod -aG docker $USER, then log in "
             "again), or run socktui with sudo.",
         )
-    if "No such file" in text or "FileNotFoundError" in text or "ConnectionRefused" in text or "refused" in text:
+    if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)) or any(
+        words in text for words in ("No such file", "FileNotFoundError", "ConnectionRefused", "refused")
+    ):
         if _looks_like_podman(endpoint):
             start = "Start Podman's API service (sudo systemctl start podman.socket, or systemctl --user for rootless)"
         elif endpoint.source == "default socket":
@@ -324,7 +330,7 @@ def _advice_for(endpoint: Endpoint, exc: BaseException) -> tuple[Failure, str, s
             f"the engine's API is too old for socktui ({text.splitlines()[0] if text else 'unsupported version'})",
             "Upgrade the engine (Docker 1.12 or newer speaks API 1.24), or inspect it with an older tool.",
         )
-    if "timed out" in text.lower() or "timeout" in text.lower():
+    if isinstance(exc, TimeoutError) or "timed out" in text.lower() or "timeout" in text.lower():
         return (
             Failure.TIMEOUT,
             "the engine did not answer in time",
@@ -425,59 +431,6 @@ def container_from_inspect(raw: Mapping[str, Any], product: Product = Product.DO
     )
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._socket_path)
-        self.sock = sock
-
-
-class _LeanInspector:
-    """``GET /containers/{id}/json`` over a unix socket with plain http.client, one keep-alive connection per thread.
-
-    Inspecting a thousand containers is the bulk of a check; docker-py's requests stack costs about 2.5 times more
-    per call (measured in bench/), so local unix endpoints use this and everything else keeps docker-py.
-    """
-
-    def __init__(self, socket_path: str, api_version: str, timeout: float) -> None:
-        self.socket_path = socket_path
-        self.prefix = f"/v{api_version}"
-        self.timeout = timeout
-        self._local = threading.local()
-
-    def _connection(self) -> _UnixHTTPConnection:
-        conn: _UnixHTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _UnixHTTPConnection(self.socket_path, self.timeout)
-            self._local.conn = conn
-        return conn
-
-    def inspect(self, container_id: str) -> dict[str, Any] | None:
-        for attempt in (1, 2):
-            conn = self._connection()
-            try:
-                conn.request("GET", f"{self.prefix}/containers/{quote(container_id, safe='')}/json")
-                response = conn.getresponse()
-                body = response.read()
-                break
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                conn.close()
-                self._local.conn = None
-                if attempt == 2:
-                    raise
-        if response.status == 404:
-            return None
-        if response.status != 200:
-            raise OSError(f"inspect {container_id[:12]}: HTTP {response.status}: {body[:200]!r}")
-        payload: dict[str, Any] = json.loads(body)
-        return payload
-
-
 def product_of(version: Mapping[str, Any]) -> Product:
     """Podman's Docker-compatible ``/version`` names a "Podman Engine" component; Docker's names "Engine"."""
     names = " ".join(str(c.get("Name") or "") for c in version.get("Components") or () if isinstance(c, Mapping))
@@ -487,26 +440,54 @@ def product_of(version: Mapping[str, Any]) -> Product:
     return Product.PODMAN if "podman" in f"{names} {platform}".lower() else Product.DOCKER
 
 
-def podman_version_from_ping(client: docker.APIClient) -> dict[str, Any] | None:
+def podman_version_from_ping(status: int, headers: Mapping[str, str]) -> dict[str, Any] | None:
     """Podman's answer to ``GET /_ping``, as much of a ``/version`` payload as socktui needs; None for others.
 
-    Podman answers ``/version`` (and ``/info``) slowly, 0.3 to 1 s each, and ``/_ping`` in milliseconds; its ping
-    names the API version (``Api-Version``) and the product and its version (``Server: Libpod/4.3.1 (linux)``).
-    Docker's ping has no rootless or Desktop facts, so Docker is asked ``/version`` as well (it answers that at once).
+    ``headers`` are the ping's, with lower-case names. Podman answers ``/version`` (and ``/info``) slowly, 0.3 to
+    1 s each, and ``/_ping`` in milliseconds; its ping names the API version (``Api-Version``) and the product and its
+    version (``Server: Libpod/4.3.1 (linux)``). Docker's ping has no rootless or Desktop facts, so Docker is asked
+    ``/version`` as well (it answers that at once).
     """
-    response = client._get(client.base_url + "/_ping")  # type: ignore[attr-defined]
-    if response.status_code != 200:
+    if status != 200:
         return None
-    server = str(response.headers.get("Server") or "")
-    api_version = str(response.headers.get("Api-Version") or "")
+    server = str(headers.get("server") or "")
+    api_version = str(headers.get("api-version") or "")
     if not server.startswith("Libpod/") or not api_version:
         return None
-    version = str(response.headers.get("Libpod-Api-Version") or server.removeprefix("Libpod/").split(" ", 1)[0])
+    version = str(headers.get("libpod-api-version") or server.removeprefix("Libpod/").split(" ", 1)[0])
     return {
         "ApiVersion": api_version,
         "Version": version,
         "Components": [{"Name": "Podman Engine", "Version": version}],
     }
+
+
+class InvalidVersion(ValueError):
+    """The engine speaks an API version below socktui's minimum (docker-py's own ``InvalidVersion`` wording)."""
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split("."):
+        digits = ""
+        for ch in part:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            raise ValueError(f"the engine's API version {version!r} is not a version number")
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def api_version_of(payload: Any) -> str:
+    """The API version to speak: the engine's own, from its ``/version`` (or Podman's ping); raises when unusable."""
+    api_version = str(payload.get("ApiVersion") or "") if isinstance(payload, Mapping) else ""
+    if not api_version:
+        raise ValueError('Invalid response from docker daemon: key "ApiVersion" is missing.')
+    if _version_tuple(api_version) < _version_tuple(MINIMUM_API_VERSION):
+        raise InvalidVersion(f"API versions below {MINIMUM_API_VERSION} are no longer supported by this library.")
+    return api_version
 
 
 def info_from_version(version: Mapping[str, Any], endpoint: Endpoint, api_version: str = "") -> EngineInfo:
@@ -528,24 +509,80 @@ def info_from_version(version: Mapping[str, Any], endpoint: Endpoint, api_versio
     )
 
 
+# What the lean client raises for an engine that cannot be used; docker-py's DockerException is added for the rest.
+_LEAN_ERRORS: tuple[type[BaseException], ...] = (HTTPError, OSError, ValueError)
+
+
+def _docker_py_errors() -> tuple[type[BaseException], ...]:
+    import docker.errors
+
+    return (docker.errors.DockerException, OSError, ValueError)
+
+
+class EngineEvents:
+    """An open stream of container events: iterate for decoded dicts (EngineError when it breaks), ``close()`` from
+    any thread, also while another one waits for the next event."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        items: Iterable[dict[str, Any]],
+        closer: Callable[[], object],
+        errors: tuple[type[BaseException], ...],
+    ) -> None:
+        self._engine = engine
+        self._items = items
+        self._closer = closer
+        self._errors = errors
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
+            yield from self._items
+        except self._errors as exc:
+            raise self._engine._fail(exc) from exc
+
+    def close(self) -> None:
+        # ValueError: a generator closed while another thread runs it; docker-py cannot cancel streams over ssh.
+        # Either way the stream ends at its next event instead.
+        with contextlib.suppress(*self._errors):
+            self._closer()
+
+
 class Engine:
-    """A connection to one engine. Thread-safe for the calls socktui makes (docker-py pools connections)."""
+    """A connection to one engine. Thread-safe for the calls socktui makes.
+
+    A local ``unix://`` endpoint without TLS is spoken to with socktui's own small HTTP client (``unixhttp``), so a
+    check never imports docker-py, requests or urllib3; tcp://, ssh:// and TLS endpoints go through docker-py
+    (``client``), imported only then.
+    """
 
     def __init__(self, endpoint: Endpoint, timeout: int = 10) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
         self._client: docker.APIClient | None = None
         self._info: EngineInfo | None = None
-        self._lean: _LeanInspector | None = None
+        self._http: UnixHTTPClient | None = None
+        self._prefix = ""  # "/v1.41": the API version spoken, for the lean client's paths
         self._dialer: SshDialer | None = None
+        self._lock = threading.RLock()  # one handshake at a time: threads that need it meanwhile wait for it
 
     @classmethod
     def from_options(cls, host: str | None = None, context: str | None = None, timeout: int = 10) -> Engine:
         return cls(resolve_endpoint(host=host, context=context), timeout=timeout)
 
+    @property
+    def lean(self) -> bool:
+        """True when socktui speaks to this endpoint itself: a local unix socket, no TLS."""
+        return self.endpoint.url.startswith("unix://") and not self.endpoint.tls
+
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        return _LEAN_ERRORS if self.lean else _docker_py_errors()
+
     def _fail(self, exc: BaseException) -> EngineError:
         failure, problem, advice = _advice_for(self.endpoint, exc)
         if self._dialer is not None and self._dialer.last_error:
+            from .sshdial import ssh_argv
+
             # Over ssh every failure looks like a closed connection; what ssh itself said is the reason.
             failure, problem = Failure.OTHER, f"ssh said: {self._dialer.last_error}"
             advice = (
@@ -556,18 +593,54 @@ class Engine:
 
     @property
     def client(self) -> docker.APIClient:
-        if self._client is None:
-            self._connect()
-        assert self._client is not None
-        return self._client
+        """docker-py, speaking the engine's API version. socktui itself uses it only for endpoints that are not
+        :attr:`lean`; for a lean one it is made on demand (and imports docker-py then)."""
+        with self._lock:
+            if self._client is None:
+                if not self.lean:
+                    self._connect()
+                else:
+                    import docker
+
+                    api_version = self.info().api_version
+                    self._client = docker.APIClient(
+                        base_url=self.endpoint.url, version=api_version, timeout=self.timeout
+                    )
+            assert self._client is not None
+            return self._client
 
     def _connect(self) -> None:
-        """Open the client and ask ``/version`` once: the API version to speak, and what the engine is.
+        """Ask the engine what it is once: ``/_ping`` (enough for Podman), else ``/version``.
 
         docker-py's own negotiation (``version=None``) would ask ``/version`` for the API version alone, and the
         product and its version would then need a second ``/version`` and an ``/info``: on Podman each takes 0.3 to
         0.8 s. Engines have raised and lowered their minimum API version, so the engine's own ``ApiVersion`` is used.
         """
+        if self.lean:
+            self._connect_lean()
+        else:
+            self._connect_docker_py()
+
+    def _connect_lean(self) -> None:
+        http = UnixHTTPClient(urlparse(self.endpoint.url).path, self.timeout)
+        try:
+            ping = http.request("GET", "/_ping")
+            payload = podman_version_from_ping(ping.status, ping.headers)
+            if payload is None:  # Docker (or an engine that says nothing in its ping): its /version, which is quick
+                payload = http.get_json("/version")
+            api_version = api_version_of(payload)
+        except _LEAN_ERRORS as exc:
+            http.close()
+            raise self._fail(exc) from exc
+        self._http = http
+        self._prefix = f"/v{api_version}"
+        self._info = info_from_version(payload, self.endpoint, api_version)
+
+    def _connect_docker_py(self) -> None:
+        import docker
+
+        from .sshdial import SshDialer
+
         url = self.endpoint.url
         if url.startswith("ssh://"):
             # The system ssh, as the docker CLI uses it, with the user's config, agent and keys (and no paramiko).
@@ -584,16 +657,12 @@ class Engine:
         except (docker.errors.DockerException, ValueError) as exc:
             raise self._fail(exc) from exc
         try:
-            payload = podman_version_from_ping(client)
+            ping = client._get(client.base_url + "/_ping")  # type: ignore[attr-defined]
+            headers = {str(k).lower(): str(v) for k, v in ping.headers.items()}
+            payload = podman_version_from_ping(ping.status_code, headers)
             if payload is None:  # Docker (or an engine that says nothing in its ping): its /version, which is quick
                 payload = client.version(api_version=False)
-            api_version = str(payload.get("ApiVersion") or "")
-            if not api_version:
-                raise docker.errors.DockerException('Invalid response from docker daemon: key "ApiVersion" is missing.')
-            if docker.utils.version_lt(api_version, MINIMUM_API_VERSION):
-                raise docker.errors.InvalidVersion(
-                    f"API versions below {MINIMUM_API_VERSION} are no longer supported by this library."
-                )
+            api_version = api_version_of(payload)
         except (docker.errors.DockerException, OSError, ValueError) as exc:
             client.close()
             raise self._fail(exc) from exc
@@ -603,42 +672,69 @@ class Engine:
         self._info = info_from_version(payload, self.endpoint, api_version)
 
     def info(self) -> EngineInfo:
-        if self._info is None:
-            self._connect()
-        assert self._info is not None
-        return self._info
+        with self._lock:
+            if self._info is None:
+                self._connect()
+            assert self._info is not None
+            return self._info
+
+    def _lean_client(self) -> UnixHTTPClient | None:
+        """The lean client, connected (EngineError when the engine cannot be used); None for docker-py endpoints."""
+        if not self.lean:
+            return None
+        with self._lock:
+            if self._http is None:
+                self._connect()
+            assert self._http is not None
+            return self._http
 
     def reset(self) -> None:
         """Forget the connection so the next call reconnects (after the daemon went away)."""
-        if self._client is not None:
-            self._client.close()
-        if self._dialer is not None:
-            self._dialer.close()
-        self._client = None
-        self._info = None
-        self._lean = None
-        self._dialer = None
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+            if self._http is not None:
+                self._http.close()
+            if self._dialer is not None:
+                self._dialer.close()
+            self._client = None
+            self._http = None
+            self._info = None
+            self._dialer = None
 
     def list_containers(self) -> list[ContainerSpec]:
+        http = self._lean_client()
         try:
-            raw = self.client.containers(all=True)
-        except (docker.errors.DockerException, OSError) as exc:
+            if http is not None:
+                raw = http.get_json(f"{self._prefix}/containers/json", {"all": 1})
+            else:
+                raw = self.client.containers(all=True)
+        except self._errors() as exc:
             raise self._fail(exc) from exc
         product = self.info().product
         return [container_from_list(c, product) for c in raw]
 
-    def _lean_inspector(self) -> _LeanInspector | None:
-        if self._lean is None and self.endpoint.url.startswith("unix://") and not self.endpoint.tls:
-            self._lean = _LeanInspector(urlparse(self.endpoint.url).path, self.client.api_version, self.timeout)
-        return self._lean
-
     def inspect_one(self, container_id: str) -> ContainerSpec | None:
         """None when the container is gone: vanishing between list and inspect is normal, not an error."""
+        http = self._lean_client()
+        if http is None:
+            return self._inspect_docker_py(container_id)
+        path = f"{self._prefix}/containers/{quote(container_id, safe='')}/json"
         try:
-            lean = self._lean_inspector()
-            if lean is not None:
-                raw = lean.inspect(container_id)
-                return None if raw is None else container_from_inspect(raw, self.info().product)
+            response = http.request("GET", path)
+            if response.status == 404:
+                return None
+            if response.status >= 300:
+                raise HTTPError.of("GET", path, response)
+            raw = response.json()
+        except _LEAN_ERRORS as exc:
+            raise self._fail(exc) from exc
+        return container_from_inspect(raw, self.info().product)
+
+    def _inspect_docker_py(self, container_id: str) -> ContainerSpec | None:
+        import docker.errors
+
+        try:
             return container_from_inspect(self.client.inspect_container(container_id), self.info().product)
         except docker.errors.NotFound:
             return None
@@ -646,42 +742,106 @@ class Engine:
             raise self._fail(exc) from exc
 
     def inspect_stream(self, specs: Iterable[ContainerSpec]) -> Iterator[ContainerSpec | None]:
-        """Inspect a few at a time and yield each result as soon as it is in (None for a container now gone)."""
+        """Inspect a few at a time and yield each result as soon as it is in (None for a container now gone).
+
+        A failure is raised as soon as it is in; the inspects not yet begun are then not made.
+        """
         specs = list(specs)
         if not specs:
             return
+        if len(specs) == 1:
+            yield merge_inspect(specs[0], self.inspect_one(specs[0].id))
+            return
+        yield from _in_threads(lambda spec: merge_inspect(spec, self.inspect_one(spec.id)), specs)
 
-        def one(spec: ContainerSpec) -> ContainerSpec | None:
-            return merge_inspect(spec, self.inspect_one(spec.id))
-
-        with ThreadPoolExecutor(max_workers=min(INSPECT_CONCURRENCY, len(specs))) as pool:
-            for future in as_completed([pool.submit(one, spec) for spec in specs]):
-                yield future.result()
+    def open_events(self, since: int | None = None) -> EngineEvents:
+        """Open the container event stream now: when this returns, the engine has answered. EngineError otherwise."""
+        http = self._lean_client()
+        errors = self._errors()
+        try:
+            if http is not None:
+                query = {"filters": json.dumps({"type": ["container"]}), "since": since}
+                stream = http.stream("GET", f"{self._prefix}/events", query)
+                return EngineEvents(self, stream, stream.close, errors)
+            raw = self.client.events(decode=True, filters={"type": "container"}, since=since)
+        except errors as exc:
+            raise self._fail(exc) from exc
+        return EngineEvents(self, raw, raw.close, errors)
 
     def events(self, since: int | None = None) -> Iterator[dict[str, Any]]:
         """Container events as decoded dicts; blocks between events. Raises EngineError when the stream breaks."""
-        try:
-            stream = self.client.events(decode=True, filters={"type": "container"}, since=since)
-        except (docker.errors.DockerException, OSError) as exc:
-            raise self._fail(exc) from exc
+        stream = self.open_events(since)
         try:
             yield from stream
-        except (docker.errors.DockerException, OSError) as exc:
-            raise self._fail(exc) from exc
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+            stream.close()
 
-    # Actions used by fixes.
+    # Actions used by fixes. A 304 (already stopped, already started) is no error, as in docker-py.
+    def _post(self, http: UnixHTTPClient, container_id: str, action: str, query: dict[str, int], wait: int) -> None:
+        path = f"{self._prefix}/containers/{quote(container_id, safe='')}/{action}"
+        http.call("POST", path, query, timeout=self.timeout + wait)
+
     def stop(self, container_id: str, timeout: int = 10) -> None:
-        self.client.stop(container_id, timeout=timeout)
+        http = self._lean_client()
+        if http is None:
+            self.client.stop(container_id, timeout=timeout)
+        else:
+            self._post(http, container_id, "stop", {"t": timeout}, timeout)
 
     def start(self, container_id: str) -> None:
-        self.client.start(container_id)
+        http = self._lean_client()
+        if http is None:
+            self.client.start(container_id)
+        else:
+            self._post(http, container_id, "start", {}, 0)
 
     def restart(self, container_id: str, timeout: int = 10) -> None:
-        self.client.restart(container_id, timeout=timeout)
+        http = self._lean_client()
+        if http is None:
+            self.client.restart(container_id, timeout=timeout)
+        else:
+            self._post(http, container_id, "restart", {"t": timeout}, timeout)
+
+
+def _in_threads(
+    work: Callable[[ContainerSpec], ContainerSpec | None], specs: Sequence[ContainerSpec]
+) -> Iterator[ContainerSpec | None]:
+    """``work`` on each spec in up to INSPECT_CONCURRENCY threads; results as they are in, the first error raised.
+
+    Plain threads and a queue: ``concurrent.futures`` would import ``logging``, a good part of a check's start-up.
+    """
+    todo = iter(specs)
+    lock = threading.Lock()
+    done: queue.SimpleQueue[tuple[ContainerSpec | None, BaseException | None]] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            with lock:
+                spec = next(todo, None)
+            if spec is None:
+                return
+            try:
+                done.put((work(spec), None))
+            except BaseException as exc:  # handed to the caller's thread, raised there
+                done.put((None, exc))
+
+    threads = [
+        threading.Thread(target=worker, name="socktui-inspect", daemon=True)
+        for _ in range(min(INSPECT_CONCURRENCY, len(specs)))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in specs:
+            result, error = done.get()
+            if error is not None:
+                raise error
+            yield result
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
 
 
 def merge_inspect(listed: ContainerSpec, inspected: ContainerSpec | None) -> ContainerSpec | None:

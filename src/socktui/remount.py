@@ -24,7 +24,6 @@ import json
 import os
 import posixpath
 import stat
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -207,6 +206,8 @@ def helper_argv() -> list[str]:
 
 
 def _run_helper(request: dict[str, object], fds: Sequence[int]) -> dict[str, object]:
+    import subprocess  # only a live repair runs the helper: a check never does
+
     try:
         done = subprocess.run(
             helper_argv(),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -113,6 +112,8 @@ def to_text(
     explain: Callable[[ContainerReport, MountReport], Iterable[str]] | None = None,
 ) -> str:
     """The 80-column report. ``explain`` adds lines after each mount (``check --explain``: its plumbing picture)."""
+    import textwrap  # the text report only: check --json never needs it
+
     lines = textwrap.wrap(
         printable("engine: " + engine_words(report.engine)), width=width, subsequent_indent="  ", break_on_hyphens=False
     )

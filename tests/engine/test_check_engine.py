@@ -26,6 +26,7 @@ from harness import TRAP, ContainerFactory, Engine, SocketServerError, SocketSer
 from socktui.diagnose import diagnose
 from socktui.engine import Engine as SocktuiEngine
 from socktui.model import ContainerReport, Kind, Liveness, MountReport, Role, Verdict
+from socktui.unixhttp import Response, UnixHTTPClient
 
 pytestmark = pytest.mark.engine
 
@@ -543,18 +544,16 @@ def test_eaddrinuse_is_what_a_directory_gives(d: Path) -> None:
 
 def test_the_engine_is_asked_what_it_is_once(engine: Engine) -> None:
     """Docker: ``/_ping`` then its quick ``/version`` (rootless, Desktop); Podman: ``/_ping`` alone. Never ``/info``."""
-    import requests
-
     eng = SocktuiEngine.from_options(host=engine.host)
     asked: list[str] = []
-    real_send = requests.Session.send
+    real_request = UnixHTTPClient.request
 
-    def counting(session: requests.Session, request: requests.PreparedRequest, **kw: Any) -> requests.Response:
-        asked.append(str(request.path_url))
-        return real_send(session, request, **kw)
+    def counting(client: UnixHTTPClient, method: str, path: str, *args: Any, **kw: Any) -> Response:
+        asked.append(path)
+        return real_request(client, method, path, *args, **kw)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(requests.Session, "send", counting)
+        mp.setattr(UnixHTTPClient, "request", counting)
         info = eng.info()
         eng.list_containers()
     assert info.product.value == engine.product

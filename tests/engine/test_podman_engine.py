@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import docker.errors
 import pytest
@@ -29,6 +30,7 @@ from socktui.session import Options, make_session
 from socktui.sources.events import EngineEvent, EngineEventStream
 from socktui.ui.app import SocktuiApp
 from socktui.ui.widgets import EventLog
+from socktui.unixhttp import Response, UnixHTTPClient
 
 pytestmark = pytest.mark.engine
 
@@ -116,14 +118,14 @@ def test_one_ping_and_no_version_or_info(podman_engine: Engine) -> None:
     headers give the API version to speak, the product and its version."""
     eng = SocktuiEngine.from_options(host=podman_engine.host)
     asked: list[str] = []
-    real_send = __import__("requests").Session.send
+    real_request = UnixHTTPClient.request
 
-    def counting(session: object, request: object, **kw: object) -> object:
-        asked.append(str(getattr(request, "path_url", "")))
-        return real_send(session, request, **kw)
+    def counting(client: UnixHTTPClient, method: str, path: str, *args: Any, **kw: Any) -> Response:
+        asked.append(path)
+        return real_request(client, method, path, *args, **kw)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("requests.Session.send", counting)
+        mp.setattr(UnixHTTPClient, "request", counting)
         info = eng.info()
         eng.list_containers()
     assert info.product is Product.PODMAN and info.api_version == "1.41"

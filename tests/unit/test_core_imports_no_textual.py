@@ -12,6 +12,7 @@ CORE = [
     "socktui.permissions",
     "socktui.verdict",
     "socktui.engine",
+    "socktui.unixhttp",
     "socktui.observe",
     "socktui.diagnose",
     "socktui.report",

@@ -8,7 +8,6 @@ import sys
 from ..diagnose import diagnose, unmatched
 from ..engine import Engine, EngineError
 from ..enginesock import explain_unreachable
-from ..explain import charset_for, text_explainer
 from ..report import to_json, to_text
 
 EXIT_HEALTHY = 0
@@ -54,6 +53,10 @@ def run_check(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(to_json(report, include_all=args.all) + "\n")
     else:
-        explain = text_explainer(charset_for(sys.stdout.encoding)) if args.explain else None
+        explain = None
+        if args.explain:
+            from ..explain import charset_for, text_explainer
+
+            explain = text_explainer(charset_for(sys.stdout.encoding))
         sys.stdout.write(to_text(report, include_all=args.all, explain=explain))
     return EXIT_HEALTHY if report.healthy else EXIT_PROBLEMS

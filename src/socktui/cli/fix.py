@@ -11,12 +11,10 @@ import posixpath
 import sys
 from collections.abc import Callable
 
-from .. import audit
 from ..diagnose import diagnose
 from ..engine import Engine, EngineError
 from ..enginesock import engine_socket_command, explain_unreachable, judge_engine_socket
 from ..fixes import DEFAULT_WAIT_SECONDS, FixResult, Plan, Status, apply_plan, fix_command, plan_fix, render_plan
-from ..fixes.enginesock import ENGINE_SOCKET_FIXES, NO_CONTAINERS
 from ..model import ContainerReport, MountReport
 from ..text import printable
 
@@ -139,6 +137,8 @@ def run_fix(args: argparse.Namespace) -> int:
 
 def _confirm_and_apply(args: argparse.Namespace, plan: Plan, apply: Callable[..., FixResult]) -> int:
     """Print the plan, then refuse, stop at a dry run, ask, or apply it; every outcome but a dry run is recorded."""
+    from .. import audit  # imported here: `socktui check` loads this module for its parser only
+
     print(render_plan(plan))
     if plan.refusal:
         _warn(audit.record(FixResult(plan, Status.REFUSED, plan.refusal)))
@@ -173,6 +173,8 @@ def _confirm_and_apply(args: argparse.Namespace, plan: Plan, apply: Callable[...
 
 def run_engine_socket_fix(args: argparse.Namespace) -> int:
     """The engine's socket: judged without the engine (which may be down because of it), its fix listed or applied."""
+    from ..fixes.enginesock import ENGINE_SOCKET_FIXES, NO_CONTAINERS
+
     fix_id = args.container  # with --engine-socket the first word is the fix
     if args.destination is not None:
         print("socktui fix --engine-socket takes at most one argument, FIX_ID", file=sys.stderr)

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 from collections.abc import Callable, Iterable
 
@@ -313,6 +312,8 @@ class _Aside:
 
 def _make_private_dir(where: Ancestor) -> _Aside | None:
     for _ in range(3):
+        import secrets  # only when a fix applies
+
         name = f".socktui-{os.getpid()}-{secrets.token_hex(6)}"
         try:
             os.mkdir(name, 0o700, dir_fd=where.fd)

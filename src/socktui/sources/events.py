@@ -5,11 +5,9 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-import docker.errors
 
 from ..engine import Engine, EngineError
 
@@ -101,31 +99,21 @@ class _Stream:
     def close(self) -> None:
         if self._closer is None:
             return
-        # ValueError: a generator closed while another thread runs it; DockerException: docker-py cannot cancel
-        # streams over ssh. Either way the stream ends at its next event instead.
-        with contextlib.suppress(OSError, ValueError, docker.errors.DockerException):
+        # ValueError: a generator closed while another thread runs it; the stream then ends at its next event.
+        # (An Engine's own stream suppresses what its client raises on closing.)
+        with contextlib.suppress(OSError, ValueError):
             self._closer()
 
 
 def _open_stream(engine: EventSource, since: int | None) -> _Stream:
     if isinstance(engine, Engine):
-        # Engine.events() is a generator: it opens nothing until the first event arrives, and the docker-py
-        # CancellableStream inside it cannot be reached to cancel it. Open the same stream eagerly here instead, so
-        # "open" means the engine answered and stop() can shut the socket under a blocked read.
-        try:
-            raw = engine.client.events(decode=True, filters={"type": "container"}, since=since)
-        except (docker.errors.DockerException, OSError) as exc:
-            raise engine._fail(exc) from exc
-        return _Stream(_wrap_errors(engine, raw), raw.close)
+        # Engine.events() is a generator: it opens nothing until the first event is asked for, and its stream inside
+        # cannot be reached to close it. Open the stream eagerly here instead, so "open" means the engine answered and
+        # stop() can shut the socket under a blocked read.
+        stream = engine.open_events(since)
+        return _Stream(iter(stream), stream.close)
     items = engine.events(since=since)
     return _Stream(iter(items), getattr(items, "close", None))
-
-
-def _wrap_errors(engine: Engine, stream: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    try:
-        yield from stream
-    except (docker.errors.DockerException, OSError) as exc:
-        raise engine._fail(exc) from exc
 
 
 class EngineEventStream:
