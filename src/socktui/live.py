@@ -484,7 +484,7 @@ class Monitor:
         if "pids" in changed:
             self.sources.exits.set_pids(session.listener_pids())
         if "live" in changed:
-            self.sources.tables.set_paths(session.live_socket_paths())
+            self.sources.tables.set_paths(session.live_socket_paths(), known=session.live_socket_states())
 
 
 def _merge(into: dict[str, set[str]], more: Mapping[str, set[str]]) -> None:

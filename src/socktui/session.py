@@ -27,6 +27,7 @@ from .model import (
     MountReport,
     Product,
     Role,
+    SocketState,
     Verdict,
 )
 from .observe import SocketMemory
@@ -221,11 +222,15 @@ class Session:
         The socket-table re-read watches these for a server that comes or goes without a filesystem event (a
         listener's exit also comes from its pidfd). It costs one table read per network namespace, not a connect."""
         found: dict[str, set[int]] = {}
-        for path, pid in self._sets["live"]:
+        for path, pid, _state in self._sets["live"]:
             pids = found.setdefault(path, set())
             if pid:
                 pids.add(pid)
         return {path: tuple(sorted(pids)) for path, pids in found.items()}
+
+    def live_socket_states(self) -> dict[str, SocketState]:
+        """What the last look found bound to each of those files: the re-read compares its next round with it."""
+        return {path: state for path, _pid, state in self._sets["live"] if state is not None}
 
     def versions(self) -> dict[str, int]:
         """A number per interest set that moves when the set changes: callers skip rebuilding what did not."""
@@ -307,7 +312,7 @@ def _contribution(report: ContainerReport, info: EngineInfo | None) -> dict[str,
     paths = frozenset(m.mount.source for m in mounts if m.mount.source and local)
     dirs = frozenset(m.mount.source for m in mounts if m.role is Role.SOCKET_DIR)
     pids: set[int] = set()
-    live: set[tuple[str, int]] = set()
+    live: set[tuple[str, int, SocketState | None]] = set()
     listeners: set[tuple[int, str]] = set()
     mounter = report.container.pid if report.container.running and report.container.pid else 0
     for m in mounts:
@@ -315,13 +320,13 @@ def _contribution(report: ContainerReport, info: EngineInfo | None) -> dict[str,
             pids.add(m.listener.pid)
             listeners.add((m.listener.pid, m.mount.destination))
         if m.bound is not None or (m.host_probe is not None and m.host_probe.ok):
-            live.add((m.mount.source, mounter))
+            live.add((m.mount.source, mounter, m.bound))
         for sock in m.sockets:
             if sock.listener:
                 pids.add(sock.listener.pid)
                 listeners.add((sock.listener.pid, m.mount.destination))
             if sock.bound is not None or (sock.host_probe is not None and sock.host_probe.ok):
-                live.add((sock.host_path, mounter))
+                live.add((sock.host_path, mounter, sock.bound))
     sources = frozenset((posixpath.normpath(m.mount.source), m.mount.destination) for m in mounts if m.mount.source)
     return {
         "paths": paths,

@@ -394,6 +394,29 @@ def test_a_watched_directory_deleted_and_recreated_is_watched_again(tmp_path: Pa
         server.close()
 
 
+def test_a_wanted_directory_made_between_the_plan_and_the_arming_is_watched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window forced open: the directory appears after the watcher chose its stand-in, before inotify is armed,
+    so no event will ever say so; the look after arming must move the watch there."""
+    monkeypatch.setattr(dirs_module, "FULL_RESCAN_S", 3600.0)
+    run_dir = tmp_path / "run"
+    path = run_dir / "app.sock"
+    real_watch = dirs_module.inotify_watch
+
+    def made_meanwhile(*paths: str, **kwargs: Any) -> Iterator[set[tuple[int, str]]]:
+        run_dir.mkdir(exist_ok=True)
+        yield from real_watch(*paths, **kwargs)
+
+    monkeypatch.setattr(dirs_module, "inotify_watch", made_meanwhile)
+    watcher = DirectoryWatcher([str(path)])
+    with watching(watcher) as changes:
+        assert wait_until(lambda: watcher.watched == {str(run_dir)}), watcher.watched
+        server = bind(path)
+        assert wait_until(lambda: changes.has(path, "added")), changes.seen
+        server.close()
+
+
 def test_a_socket_dir_replaced_under_the_watch_is_noticed(tmp_path: Path) -> None:
     """Renamed away and replaced: inotify keeps reporting the old directory under its old name; we rebuild."""
     socks = tmp_path / "socks"
@@ -746,6 +769,25 @@ def test_a_stale_file_costs_no_namespace_read_outside_the_full_rounds(
         assert reprober.namespaces_read == after_full + 1
         assert reprober.check() == []
         container.kill()
+
+
+def test_a_settled_stale_file_is_looked_at_again_once_the_caller_says_what_it_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale file is not even looked at between full rounds; when the Monitor, told by the watcher that the file was
+    made anew, hands over what it found, the next rounds follow that server again."""
+    monkeypatch.setattr(reprobe_module, "YOUNG_SECONDS", 0.0)
+    path = str(tmp_path / "app.sock")
+    bind(path).close()
+    reprober = Reprober([path], full_every=1000)
+    assert reprober.check() == []  # the baseline: nobody bound
+    os.unlink(path)
+    server = bind(path)  # made anew, listened on: the watcher's business, not the re-read's
+    assert reprober.check() == []
+    reprober.set_paths([path], known={path: SocketState(liveness=Liveness.LISTENING)})
+    assert reprober.check() == []  # the same as the Monitor found
+    server.close()  # no unlink, no exit: only the re-read can tell
+    assert outcomes(reprober.check()) == [(path, Liveness.UNBOUND)]
 
 
 # --- EngineEventStream: the reconnect logic, with a fake engine -----------------------------------------------------

@@ -96,12 +96,18 @@ def watch_dirs_for(
     and going) and from itself (its children). A directory that does not exist (yet) is stood in for by its nearest
     existing ancestor, because watching a missing path fails. Pure when ``exists`` is.
     """
+    return {nearest_existing(d, exists) for d in wanted_dirs(sockets, socket_dirs)}
+
+
+def wanted_dirs(sockets: Iterable[str], socket_dirs: Iterable[str] = ()) -> set[str]:
+    """The directories whose changes matter, existing or not: each socket's parent, each socket directory and its
+    parent. Pure."""
     wanted = {os.path.dirname(_norm(p)) for p in sockets}
     for directory in socket_dirs:
         directory = _norm(directory)
         wanted.add(directory)
         wanted.add(os.path.dirname(directory))
-    return {nearest_existing(d, exists) for d in wanted}
+    return wanted
 
 
 def relevant_changes(
@@ -189,10 +195,6 @@ def _dir_mark(path: str) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino, st.st_mtime_ns)
-
-
-def _identities(plan: Mapping[str, tuple[int, int] | None]) -> dict[str, tuple[int, int] | None]:
-    return {d: _dir_id(d) for d in plan}
 
 
 def _dir_id(path: str) -> tuple[int, int] | None:
@@ -435,7 +437,8 @@ class DirectoryWatcher:
         while not stop.is_set():
             self._dirty.clear()
             sockets, dirs = self._interest()
-            plan = self._plan(sockets, dirs)
+            wanted = wanted_dirs(sockets, dirs)  # computed once per interest set: a tick only stats these
+            plan = self._plan(wanted)
             triggers = replan_triggers(sockets, dirs)
             # The marks come before the baseline: a change after it moves a mark, and a change before it is in it.
             marks = {d: _dir_mark(d) for d in plan}
@@ -458,16 +461,16 @@ class DirectoryWatcher:
                         if _OVERFLOW in raw:  # the kernel dropped events: what they said, the rescan says
                             self._rescan(sockets, dirs, on_changes)
                         if first:
-                            # watchfiles armed its watches before its first answer: look once more, for what changed
+                            # The watches were armed before this first answer: look once more, for what changed
                             # between the baseline and the arming (no event reports that, and a coarse directory
-                            # mtime may not have moved).
+                            # mtime may not have moved); a wanted directory made meanwhile moves the plan.
                             self._rescan(sockets, dirs, on_changes)
-                        # A change to a wanted directory (or one standing in for it) may move the plan; an idle tick
-                        # checks the watched directories' identities (a replaced or vanished one means rebuild).
-                        if raw and any(path in triggers for _code, path in raw):
-                            if self._plan(sockets, dirs) != plan:
+                            if self._plan(wanted) != plan:
                                 break
-                        elif not raw and _identities(plan) != plan:
+                        # A change to a wanted directory (or one standing in for it) may move the plan; so may one
+                        # that no event reported, which an idle tick notices (a replaced, vanished or new directory).
+                        replan = not raw or any(path in triggers for _code, path in raw)
+                        if replan and self._plan(wanted) != plan:
                             break
                         now = time.monotonic()
                         if now - last_full >= FULL_RESCAN_S:
@@ -567,9 +570,9 @@ class DirectoryWatcher:
         if missed:
             on_changes([missed[p] for p in sorted(missed)])
 
-    def _plan(self, sockets: Iterable[str], dirs: Iterable[str]) -> dict[str, tuple[int, int] | None]:
+    def _plan(self, wanted: Iterable[str]) -> dict[str, tuple[int, int] | None]:
         """The directories to watch and the identity of each, so a directory replaced under us is noticed."""
-        return {d: _dir_id(d) for d in watch_dirs_for(sockets, dirs)}
+        return {d: _dir_id(d) for d in {nearest_existing(w) for w in wanted}}
 
 
 def _watch_limit(exc: BaseException) -> bool:

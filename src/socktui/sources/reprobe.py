@@ -19,8 +19,9 @@ from ..model import Liveness, SocketState
 from ..socktable import Only, SocketTable, read_table
 
 # What the watcher compares: the file's identity and whether a server answers there; then where that server was found
-# (its network namespace), which decides where to look next time.
-Outcome = tuple[tuple[int, int] | None, Liveness | None, int | None]
+# (its network namespace) and when the file was made (its ctime), which decide where to look next time.
+Outcome = tuple[tuple[int, int] | None, Liveness | None, int | None, float | None]
+_NOBODY = (Liveness.UNBOUND, Liveness.UNSEEN)
 
 FULL_EVERY = 15  # every 15th round (30 s at the default interval) looks in every namespace, whatever came before
 YOUNG_SECONDS = 10.0  # a socket file made (ctime) this lately is looked for in the containers' namespaces each round
@@ -60,7 +61,10 @@ class Reprober:
         self.set_paths(paths)
 
     def set_paths(self, paths: Iterable[str], known: Mapping[str, SocketState] | None = None) -> None:
-        """Replace the set of paths (thread-safe), keeping the last outcome of paths that stay."""
+        """Replace the set of paths (thread-safe), keeping the last outcome of paths that stay.
+
+        ``known`` is what the caller shows for some paths: where it differs from the last outcome (the caller looked
+        again after a filesystem event, say), it becomes the outcome the next round compares with."""
         known = known or {}
         pids: dict[str, tuple[int, ...]] = (
             {p: tuple(paths[p]) for p in paths} if isinstance(paths, Mapping) else {p: () for p in paths}
@@ -68,8 +72,11 @@ class Reprober:
         with self._lock:
             last: dict[str, Outcome | None] = {}
             for path in pids:
-                seed = known.get(path)
-                last[path] = (None, seed.liveness, seed.netns) if seed is not None else self._last.get(path)
+                seed, old = known.get(path), self._last.get(path)
+                if seed is not None and (old is None or old[1] != seed.liveness):
+                    last[path] = (None, seed.liveness, seed.netns, None)
+                else:
+                    last[path] = old
             self._last = last
             self._pids = pids
 
@@ -79,7 +86,11 @@ class Reprober:
             wanted = dict(self._pids)
             last = dict(self._last)
         full = self.rounds % self.full_every == 0
-        seen = {path: _identity(path) for path in wanted}
+        now = time.time()
+        # A file nobody was bound to, made long enough ago, stays so until it is made anew (an event for the Monitor,
+        # which then hands its new state over): not even looked at outside the full rounds.
+        settled = set() if full else {path for path, o in last.items() if o is not None and _settled(o, now)}
+        seen = {path: _identity(path) for path in wanted if path not in settled}
         # Only the files being watched, and connected datagram servers only if one was seen (or in a full round).
         only = Only(
             frozenset(s[0] for s in seen.values() if s is not None),
@@ -89,6 +100,8 @@ class Reprober:
         index = ListenerIndex({}, tables)
         changed = []
         for path, pids in wanted.items():
+            if path in settled:
+                continue
             before = last.get(path)
             state, outcome = self._look(index, path, seen[path], pids, before, full)
             with self._lock:
@@ -120,13 +133,13 @@ class Reprober:
         """This path's outcome now; the full state only when it changed (building one per path costs a round more
         than the table read does)."""
         if seen is None:
-            return None, (None, None, None)
+            return None, (None, None, None, None)
         identity, made_at = seen
         host = index.tables.host()
         if host is not None and host.has_identities and not full:
             server = server_of(host.bound_to(identity))
             if server is not None:
-                outcome = (identity, liveness_of(server), host.netns)
+                outcome = (identity, liveness_of(server), host.netns, made_at)
                 if before is None or _differs(before, outcome):
                     return index.state(identity, path), outcome
                 return None, outcome
@@ -135,10 +148,15 @@ class Reprober:
             young = time.time() - made_at < YOUNG_SECONDS  # bind() made it lately: a listen() may follow
             if before is not None and same_file and not found_elsewhere and not young:
                 # Nobody in the host's namespace holds it, and no container's namespace did: still nobody.
-                liveness = before[1] if before[1] in (Liveness.UNBOUND, Liveness.UNSEEN) else Liveness.UNBOUND
-                return None, (identity, liveness, None)
+                liveness = before[1] if before[1] in _NOBODY else Liveness.UNBOUND
+                return None, (identity, liveness, None, made_at)
         state = index.state(identity, path, ((pid, path) for pid in pids))
-        return state, (identity, state.liveness, state.netns)
+        return state, (identity, state.liveness, state.netns, made_at)
+
+
+def _settled(outcome: Outcome, now: float) -> bool:
+    identity, liveness, _netns, made_at = outcome
+    return identity is not None and liveness in _NOBODY and made_at is not None and now - made_at >= YOUNG_SECONDS
 
 
 def _identity(path: str) -> tuple[tuple[int, int], float] | None:
