@@ -267,6 +267,58 @@ def test_a_consumer_container_is_told_which_container_listens(
     assert s.listener is not None and s.listener.container == server_name
 
 
+def test_a_consumer_checked_alone_is_told_which_container_listens(
+    engine: Engine, containers: ContainerFactory, static_server: Path, d: Path
+) -> None:
+    """``socktui check CONSUMER``: the server's container is not among those looked at, and neither mounts the
+    socket at the host path's string. Its network namespace is still read: the socket is live, not stale."""
+    shared = d / "shared"
+    shared.mkdir()
+    server_name, consumer = unique_name("st-srv"), unique_name("st-cli")
+    containers.run(
+        name=server_name,
+        command=["/usrv", "/data/in.sock"],
+        binds=[f"{shared}:/data", f"{static_server}:/usrv:ro"],
+    )
+    wait_for(lambda: is_socket(shared / "in.sock"), timeout=10, message="the server inside to bind")
+    containers.run(name=consumer, command=TRAP, binds=[f"{shared / 'in.sock'}:/run/app.sock"])
+    m = only_mount(look(engine, consumer)[consumer])
+    assert m.verdict is Verdict.LIVE, m.reason
+    assert m.host_probe is None  # found in the server's namespace: nobody connected
+    assert m.listener is not None and m.listener.container == server_name
+    assert [f.id for f in m.fixes] == []
+    proc = socktui_cli("check", "--json", "-H", engine.host, consumer)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["containers"][0]["mounts"][0]["verdict"] == "live"
+
+
+def test_a_host_server_in_a_network_namespace_of_its_own_is_live_not_stale(
+    engine: Engine, containers: ContainerFactory, d: Path
+) -> None:
+    """A host service with a private network namespace (systemd's PrivateNetwork=, ``unshare -n``) binds the socket
+    a container mounts: in no namespace of a container, not in the host's, and still the one serving it."""
+    path = d / "ns.sock"
+    server = subprocess.Popen(
+        ["unshare", "--net", sys.executable, str(SOCKSERVER), str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().startswith("READY "), server.stderr.read() if server.stderr else ""
+        name = unique_name()
+        containers.run(name=name, command=TRAP, binds=[f"{path}:/run/app.sock"])
+        m = only_mount(look(engine, name)[name])
+        assert m.verdict is Verdict.LIVE, m.reason
+        assert m.host_probe is None and m.container is not None and m.container.probe is None  # nobody connected
+        assert m.listener is not None and m.listener.pid == server.pid
+        assert "remove-stale-socket" not in [f.id for f in m.fixes]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def test_a_listener_in_an_unshared_network_namespace_is_found_through_its_pid(d: Path) -> None:
     """No container at all: `unshare -n` puts a host server in a namespace of its own (works for any runtime)."""
     path = d / "ns.sock"
