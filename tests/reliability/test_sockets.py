@@ -166,12 +166,14 @@ def test_a_docker_named_socket_that_accepts_and_never_answers(
     engine: Engine, containers: ContainerFactory, d: Path
 ) -> None:
     from socktui.connect import send_line  # what the test-connect dialog sends a typed line with
+    from socktui.connect import test_connect as connect_test  # what the t key runs
 
     server = SilentServer(d / "docker.sock")
     try:
         name = unique_name()
         containers.run(name=name, command=TRAP, binds=[f"{d / 'docker.sock'}:/var/run/docker.sock"])
-        m = only_mount(look(engine, name)[name])
+        report = look(engine, name)[name]
+        m = only_mount(report)
         assert m.verdict is Verdict.LIVE, m.reason
         assert "API socket" not in m.reason  # its name says docker, its listener does not: not claimed an engine
         proc = socktui_cli("check", "--json", "-H", engine.host, name, timeout=30)
@@ -180,6 +182,8 @@ def test_a_docker_named_socket_that_accepts_and_never_answers(
         asked = only_mount(look(engine, name, connect=True)[name])
         assert asked.host_probe is not None and asked.host_probe.ok and asked.host_probe.api is None
         assert asked.host_probe.detail == "connected"  # connected when asked, and still no HTTP for a name
+        tried = connect_test(report, m)  # the t key: a connect from both sides, and no HTTP for a name either
+        assert tried.host.ok and tried.host.api is None and tried.host.detail == "connected", tried.lines
         echo = send_line(str(d / "docker.sock"), b"hello\n")
         assert echo.ok and echo.reply is None
         assert echo.detail == "no reply within 1000 ms"
