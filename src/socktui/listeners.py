@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from .model import Listener, Liveness, SocketState
-from .socktable import SOURCE_PROC, SocketTable, UnixSocket, netns_of, network_namespaces, read_table
+from .socktable import SOURCE_PROC, SocketTable, UnixSocket, binds_a_path, netns_of, network_namespaces, read_table
 
 _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 
@@ -119,6 +119,7 @@ class SocketTables:
         self._host_error: OSError | None = None
         self._by_netns: dict[int, SocketTable | None] = {}  # None: could not be read
         self._machine: dict[int, int] | None = None  # every network namespace on the machine, listed once
+        self._no_paths: set[int] = set()  # namespaces where no socket is bound to a path: not worth a dump
         self.reads = 0
 
     def host(self) -> SocketTable | None:
@@ -155,9 +156,12 @@ class SocketTables:
         if self._machine is None:
             self._machine = network_namespaces()
         for netns, pid in self._machine.items():
-            if netns in seen:
+            if netns in seen or netns in self._no_paths:
                 continue
             if netns not in self._by_netns:
+                if not binds_a_path(pid):
+                    self._no_paths.add(netns)
+                    continue
                 try:
                     self._by_netns[netns] = self._read(pid)
                     self.reads += 1

@@ -196,6 +196,18 @@ def network_namespaces(proc: str = "/proc") -> dict[int, int]:
     return found
 
 
+def binds_a_path(pid: int, proc: str = "/proc") -> bool:
+    """Whether a socket in ``pid``'s network namespace is bound to a path (not an abstract name). Only such a
+    namespace can hold a socket bound to a file, and ``/proc/PID/net/unix`` says so without entering it (most
+    containers' namespaces bind none): a cheap test before a dump. False when it cannot be read."""
+    try:
+        with open(f"{proc}/{pid}/net/unix", "rb") as fh:
+            text = fh.read()
+    except OSError:
+        return False
+    return any(s.name is not None and not s.name.startswith("@") for s in parse_proc_net_unix(text))
+
+
 # ---------------------------------------------------------------------- sock_diag
 _diag_state: list[bool] = []  # [available], decided by the first dump
 # ENOENT: no sock_diag handler for AF_UNIX (unix_diag not built); EPROTONOSUPPORT: no NETLINK_SOCK_DIAG at all.
