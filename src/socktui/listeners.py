@@ -171,6 +171,11 @@ class SocketTables:
             if table is not None and table.netns == netns:
                 yield table
 
+    def others_looked(self, seen: set[int]) -> int:
+        """How many of the machine's other namespaces :meth:`all_others` looked in: dumped, or seen to bind no path."""
+        machine = self._machine or {}
+        return sum(1 for n in machine if n not in seen and (n in self._no_paths or self._by_netns.get(n) is not None))
+
     @property
     def fallback(self) -> bool:
         """Some table came from ``/proc/net/unix``: listeners there were matched by name."""
@@ -257,10 +262,10 @@ class ListenerIndex:
                 return self._wanting(found, looked, unreadable, file, host_name)
         if self.tables.everywhere and host is not None and host.has_identities:
             for table in self.tables.all_others(seen):
-                looked += 1
                 found = _state_of(table.bound_to(file), table, by_name=False)
                 if found is not None:
-                    return self._wanting(found, looked, unreadable, file, host_name)
+                    return self._wanting(found, looked + 1, unreadable, file, host_name)
+            looked += self.tables.others_looked(seen)
         liveness = Liveness.UNSEEN if unreadable else Liveness.UNBOUND
         return SocketState(liveness=liveness, looked_in=looked, unreadable=unreadable, by_name=self.tables.fallback)
 
