@@ -73,9 +73,11 @@ class Postgres:
     def lock(self) -> Path:
         return Path(f"{self.socket}.lock")
 
-    def start(self, socket_dir: Path, port: int) -> None:
-        """Listen on ``socket_dir/.s.PGSQL.PORT`` only (no TCP); returns once the socket accepts."""
-        _owned_by(socket_dir, "postgres")
+    def start(self, socket_dir: Path, port: int, *, own_dir: bool = True) -> None:
+        """Listen on ``socket_dir/.s.PGSQL.PORT`` only (no TCP); returns once the socket accepts. ``own_dir=False``
+        leaves the directory as it is (a restart: chowning it again would be a change a watcher sees)."""
+        if own_dir:
+            _owned_by(socket_dir, "postgres")
         self.socket_dir, self.port = socket_dir, port
         options = f"-k {socket_dir} -p {port} -c listen_addresses='' -c fsync=off"
         subprocess.run(

@@ -131,7 +131,9 @@ class Look:
         self.connect = connect
         self.deadline = deadline  # time.monotonic() after which containers are listed, not looked at
         self._only: Only | None = None  # the files this look asks the socket tables about, once all are observed
-        self.listeners = ListenerIndex(names_by_id, SocketTables(lambda pid: read_table(pid, self._only)))
+        self.listeners = ListenerIndex(
+            names_by_id, SocketTables(lambda pid: read_table(pid, self._only), everywhere=True)
+        )
         self.notes: tuple[str, ...] = ()
         self.pending: list[tuple[ContainerSpec, list[MountObservation | MountReport]]] = []
         self.mapped: dict[str, list[tuple[int, str]]] = {}  # host source -> (pid, destination) of running ones
@@ -345,14 +347,14 @@ def diagnose(
     ``memory`` is the session's record of which shared directories held sockets (the TUI's; ``check`` has none).
     """
     info = engine.info()
-    listed = select_containers(engine.list_containers(), names)
+    every = engine.list_containers()
+    listed = select_containers(every, names)
     if on_listed is not None:
         on_listed(info, listed)
     cache = HostCache()
     deadline = time.monotonic() + LOOK_DEADLINE_SECONDS
-    look = Look(
-        info, {c.id: c.name for c in listed}, expected, cache, connect=connect, deadline=deadline, memory=memory
-    )
+    # Every container's name: a listener may run in one that was not asked about.
+    look = Look(info, {c.id: c.name for c in every}, expected, cache, connect=connect, deadline=deadline, memory=memory)
     order = {c.id: i for i, c in enumerate(listed)}
     to_inspect = []
     for c in listed:

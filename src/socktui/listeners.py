@@ -4,7 +4,8 @@ The socket bound to a file is the one whose ``UNIX_DIAG_VFS`` ``(dev, ino)`` is 
 whichever network namespace it sits in and whatever path string its server used: a container that binds the same
 path string in its own namespace binds a *different* file and is never named. The holder of a socket inode is
 found with one ``/proc/*/fd`` scan per look. Namespaces are read only as needed: the host's first, then those of the
-running containers that mount the path; each at most once per look.
+running containers that mount the path, and only for a file still unbound, every other one on the machine; each at
+most once per look.
 
 Only where the kernel has no ``unix_diag`` (the ``/proc/net/unix`` fallback, which has no file identities) does
 matching fall back to the path string, in the namespace it was read from, and the look says so.
@@ -15,10 +16,10 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from .model import Listener, Liveness, SocketState
-from .socktable import SOURCE_PROC, SocketTable, UnixSocket, netns_of, read_table
+from .socktable import SOURCE_PROC, SocketTable, UnixSocket, binds_a_path, netns_of, network_namespaces, read_table
 
 _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 
@@ -103,13 +104,25 @@ def container_of(pid: int, names_by_id: Mapping[str, str]) -> str | None:
 
 
 class SocketTables:
-    """The socket tables one look reads: the host's at most once, each other network namespace at most once."""
+    """The socket tables one look reads: the host's at most once, each other network namespace at most once.
 
-    def __init__(self, read: Callable[[int | None], SocketTable] = read_table) -> None:
+    With ``everywhere``, a socket file that no socket in the host's namespace or in those of the containers that
+    mount it is bound to is looked for in every other network namespace on the machine (once per look, and only
+    then): a server can sit in one of its own (a host service with systemd's ``PrivateNetwork=``, ``unshare -n``) or
+    in a container the look was not asked about (``socktui check CONSUMER``). Only then is the file stale.
+    """
+
+    def __init__(self, read: Callable[[int | None], SocketTable] = read_table, *, everywhere: bool = False) -> None:
         self._read = read
+        self.everywhere = everywhere
         self._host: SocketTable | None = None
         self._host_error: OSError | None = None
         self._by_netns: dict[int, SocketTable | None] = {}  # None: could not be read
+        self._machine: dict[int, int] | None = None  # every network namespace on the machine, listed once
+        self._no_paths: set[int] = set()  # namespaces where no socket is bound to a path: not worth a dump
+        self._machine_list: list[tuple[int, SocketTable]] | None = None
+        self._looked_netns: set[int] = set()
+        self._looked_machine_wide = 0
         self.reads = 0
         self.fallback = False  # some table came from /proc/net/unix: listeners there were matched by name
 
@@ -138,6 +151,43 @@ class SocketTables:
             except OSError:
                 self._by_netns[netns] = None
         return netns, self._by_netns[netns]
+
+    def all_others(self, seen: set[int]) -> Iterator[SocketTable]:
+        """The tables of the machine's other network namespaces (not in ``seen``), each read at most once per look.
+        One that cannot be read is skipped: it makes the file no less stale than a namespace with no socket in it
+        (a non-root socktui reads none of them, and a connect would tell it nothing about those)."""
+        for netns, table in self._machine_tables():
+            if netns not in seen:
+                yield table
+
+    def others_looked(self, seen: set[int]) -> int:
+        """How many of the machine's other namespaces :meth:`all_others` looked in: dumped, or seen to bind no path."""
+        self._machine_tables()
+        looked = self._looked_machine_wide
+        return looked - sum(1 for n in seen if n in self._looked_netns)
+
+    def _machine_tables(self) -> list[tuple[int, SocketTable]]:
+        """Every readable namespace on the machine that binds a path, with its table: listed, tested and read once
+        per look, however many files are then looked for in them."""
+        if self._machine_list is None:
+            self._machine = network_namespaces()
+            found: list[tuple[int, SocketTable]] = []
+            for netns, pid in self._machine.items():
+                if netns not in self._by_netns:
+                    if not binds_a_path(pid):
+                        self._no_paths.add(netns)
+                        continue
+                    try:
+                        self._by_netns[netns] = self._count(self._read(pid))
+                    except OSError:
+                        self._by_netns[netns] = None
+                table = self._by_netns[netns]
+                if table is not None and table.netns == netns:
+                    found.append((netns, table))
+            self._machine_list = found
+            self._looked_netns = self._no_paths | {netns for netns, _ in found}
+            self._looked_machine_wide = len(self._looked_netns)
+        return self._machine_list
 
     def _count(self, table: SocketTable) -> SocketTable:
         self.reads += 1
@@ -233,6 +283,12 @@ class ListenerIndex:
             found = _in_table(table, file, name)
             if found is not None:
                 return self._wanting(found, looked, unreadable, file, host_name)
+        if self.tables.everywhere and host is not None and host.has_identities:
+            for table in self.tables.all_others(seen):
+                found = _state_of(table.bound_to(file), table, by_name=False)
+                if found is not None:
+                    return self._wanting(found, looked + 1, unreadable, file, host_name)
+            looked += self.tables.others_looked(seen)
         liveness = Liveness.UNSEEN if unreadable else Liveness.UNBOUND
         return SocketState(liveness=liveness, looked_in=looked, unreadable=unreadable, by_name=self.tables.fallback)
 

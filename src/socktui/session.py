@@ -217,7 +217,7 @@ class Session:
         return {int(p) for p in self._sets["pids"]}
 
     def live_socket_paths(self) -> dict[str, tuple[int, ...]]:
-        """Every host socket file seen, with the pids of the running containers that mount it.
+        """Every host socket file seen, with the pids of the running containers that mount it and of its listener.
 
         The socket-table re-read watches these for a server that comes or goes without a filesystem event (a
         listener's exit also comes from its pidfd). It costs one table read per network namespace, not a connect."""
@@ -321,12 +321,16 @@ def _contribution(report: ContainerReport, info: EngineInfo | None) -> dict[str,
             listeners.add((m.listener.pid, m.mount.destination))
         if m.bound is not None or (m.host_probe is not None and m.host_probe.ok):
             live.add((m.mount.source, mounter, m.bound))
+            if m.listener:  # its namespace too: it may be none of the mounters' (found by a machine-wide read)
+                live.add((m.mount.source, m.listener.pid, m.bound))
         for sock in m.sockets:
             if sock.listener:
                 pids.add(sock.listener.pid)
                 listeners.add((sock.listener.pid, m.mount.destination))
             if sock.bound is not None or (sock.host_probe is not None and sock.host_probe.ok):
                 live.add((sock.host_path, mounter, sock.bound))
+                if sock.listener:
+                    live.add((sock.host_path, sock.listener.pid, sock.bound))
     sources = frozenset((posixpath.normpath(m.mount.source), m.mount.destination) for m in mounts if m.mount.source)
     return {
         "paths": paths,

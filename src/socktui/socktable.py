@@ -194,6 +194,38 @@ def netns_of(pid: int | None) -> int:
     return _own_netns() if pid is None else os.stat(f"/proc/{pid}/ns/net").st_ino
 
 
+def network_namespaces(proc: str = "/proc") -> dict[int, int]:
+    """Every network namespace a process on the machine is in: its inode -> one pid in it (the first found).
+
+    One ``stat`` per process; those that cannot be looked at (gone, or another user's for a non-root socktui) are
+    left out.
+    """
+    found: dict[int, int] = {}
+    try:
+        pids = [p for p in os.listdir(proc) if p.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        try:
+            netns = os.stat(f"{proc}/{pid}/ns/net").st_ino
+        except OSError:
+            continue
+        found.setdefault(netns, int(pid))
+    return found
+
+
+def binds_a_path(pid: int, proc: str = "/proc") -> bool:
+    """Whether a socket in ``pid``'s network namespace is bound to a path (not an abstract name). Only such a
+    namespace can hold a socket bound to a file, and ``/proc/PID/net/unix`` says so without entering it (most
+    containers' namespaces bind none): a cheap test before a dump. False when it cannot be read."""
+    try:
+        with open(f"{proc}/{pid}/net/unix", "rb") as fh:
+            text = fh.read()
+    except OSError:
+        return False
+    return any(s.name is not None and not s.name.startswith("@") for s in parse_proc_net_unix(text))
+
+
 # ---------------------------------------------------------------------- sock_diag
 _diag_state: list[bool] = []  # [available], decided by the first dump
 # ENOENT: no sock_diag handler for AF_UNIX (unix_diag not built); EPROTONOSUPPORT: no NETLINK_SOCK_DIAG at all.

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from harness import TRAP, ContainerFactory, Engine, SocketServerError, SocketServers, listening_pids, unique_name
+from socktui.connect import test_connect as connect_test
 from socktui.diagnose import diagnose
 from socktui.engine import Engine as SocktuiEngine
 from socktui.model import ContainerReport, Kind, Liveness, MountReport, Role, Verdict
@@ -372,7 +373,8 @@ def test_docker_api_socket_is_live(engine: Engine, containers: ContainerFactory)
     containers.run(name=name, command=TRAP, binds=[f"{api_sock}:/var/run/docker.sock"])
 
     words = "Podman API socket" if engine.product == "podman" else "Docker API socket"
-    m = mount_at(look(engine, name), "/var/run/docker.sock")
+    report = look(engine, name)
+    m = mount_at(report, "/var/run/docker.sock")
     assert m.verdict is Verdict.LIVE, m.reason
     assert words in m.reason  # known by its listener (dockerd, podman), not by the socket's name
     assert m.host_probe is None  # and not pinged: nobody asked
@@ -380,6 +382,9 @@ def test_docker_api_socket_is_live(engine: Engine, containers: ContainerFactory)
     pinged = mount_at(asked.containers[0], "/var/run/docker.sock")
     assert pinged.host_probe is not None and pinged.host_probe.api == engine.product
     assert f"answers /_ping ({'Podman' if engine.product == 'podman' else 'Docker'} API)" in pinged.reason
+    # The t key asks too, and pings because the listener is the engine's daemon.
+    tried = connect_test(report, m)
+    assert tried.host.ok and tried.host.api == engine.product, tried.lines
     if engine.daemon is not None:
         assert m.listener is not None and m.listener.pid == engine.daemon.pid
     if engine.podman is not None:

@@ -535,6 +535,49 @@ def test_remove_shadow_dir_story_with_the_container_running(
     assert checked(engine, state, cid)["verdict"] == "live"
 
 
+def test_remove_shadow_dir_with_a_read_only_root_filesystem_says_so_and_stops_it_instead(
+    engine: Engine, containers: ContainerFactory, sockserver: SocketServers, uclient: Path, d: Path, state: Path
+) -> None:
+    """``--read-only``: the mount point in the container's own layer cannot be made a file while it runs (EROFS),
+    and once the host directory is gone the shadow mount cannot be put back. The plan says so before y and takes
+    the stopping flow: stop, remove, repair the layer from the host, start. Same ID, and it connects inside."""
+    sock = d / "app.sock"
+    cid = containers.run(
+        name=unique_name(),
+        command=["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"],
+        binds=[f"{sock}:{DEST}", f"{uclient}:/uclient:ro"],
+        read_only=True,
+    )
+    assert sock.is_dir()
+    name = name_of(engine, cid)
+    dry = socktui(engine, state, "fix", name, DEST, "remove-shadow-dir", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "not possible live here" in dry.stdout and "read-only inside" in dry.stdout, dry.stdout
+    assert f"stop container {name}" in dry.stdout
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "socktui.cli", "fix", "-H", engine.host, name, DEST, "remove-shadow-dir", "--yes"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=socktui_env(state),
+    )
+    try:
+        wait_for(lambda: not os.path.lexists(sock), timeout=30, message="socktui to remove the directory")
+        sockserver.start(sock)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out + err
+    assert inspect_state(engine, cid)["Status"] == "running"
+    assert engine.client.inspect_container(cid)["Id"] == cid
+    assert connects(engine, cid) == "connected"
+    [entry] = audit(state)
+    assert [s["op"] for s in entry["steps"]][:2] == ["stop-container", "rmdir"]
+
+
 def test_unstartable_is_seen_before_and_after_a_start_and_repair_mount_point_fixes_it(
     engine: Engine, containers: ContainerFactory, sockserver: SocketServers, uclient: Path, d: Path, state: Path
 ) -> None:

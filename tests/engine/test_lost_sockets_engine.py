@@ -13,6 +13,8 @@ import random
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import pytest
 
 from harness import TRAP, ContainerFactory, Engine, build_static, unique_name
 from real_servers import Nginx, Postgres, private_dir
+from socktui.live import Monitor, Update
 from socktui.model import Role, Verdict
 from socktui.session import Options, make_session
 
@@ -133,6 +136,52 @@ def test_postgres_killed_and_its_stale_socket_removed_leaves_the_lock_file_namin
     lock, sock = postgres.lock.name, postgres.socket.name
     assert f"PostgreSQL's lock file {lock} names {sock}; nothing is bound there" in m["reason"]
     assert [(s["name"], s["verdict"]) for s in m["sockets"]] == [(sock, "missing")]
+
+
+@pytest.mark.timeout(300)
+def test_the_monitor_follows_postgres_stopping_and_starting_again_without_a_recheck(
+    engine: Engine, containers: ContainerFactory, postgres: Postgres, run_dir: Path, uclient: Path
+) -> None:
+    """Item 3: the TUI's live loop (its Monitor, with the real watchers and event stream) shows the directory
+    missing when PostgreSQL stops and ok again when it starts, with no r. The directory is mounted where no
+    convention applies, so only the session's memory keeps it a socket directory once empty. Each change is on
+    screen well before the watcher's 10 s safety-net rescan could have found it."""
+    pg_port = port()
+    postgres.start(run_dir, pg_port)
+    name, cid = run_mounting(containers, uclient, run_dir, "/sockets")
+    inner = f"/sockets/{postgres.socket.name}"
+    monitor = Monitor(make_session(Options(host=engine.host)))
+    updates: list[Update] = []
+    cancel = threading.Event()
+    thread = threading.Thread(target=monitor.run, args=(cancel, updates.append), daemon=True)
+    thread.start()
+
+    def verdict() -> Verdict | None:
+        for update in reversed(updates):
+            for c in update.report.containers:
+                if c.container.id == cid and c.mounts:
+                    return next(m.verdict for m in c.mounts if m.mount.destination == "/sockets")
+        return None
+
+    def until(what: Verdict, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while verdict() is not what:
+            assert time.monotonic() < end, f"{name} still {verdict()}, not {what.value}, after {timeout:.0f} s"
+            time.sleep(0.05)
+
+    try:
+        until(Verdict.OK, 60)
+        assert monitor.armed and monitor.looks == 1
+        postgres.stop()
+        assert inside(engine, cid, "/uclient", inner).startswith("error ENOENT")
+        until(Verdict.MISSING, 8)
+        postgres.start(run_dir, pg_port, own_dir=False)  # returns once the socket exists
+        until(Verdict.OK, 8)
+        assert inside(engine, cid, "/uclient", inner) == "connected"
+        assert monitor.looks == 1  # followed live: no whole look again, no r
+    finally:
+        monitor.stop()
+        thread.join(10)
 
 
 # --------------------------------------------------------------------------- nginx, through a session

@@ -166,12 +166,14 @@ def test_a_docker_named_socket_that_accepts_and_never_answers(
     engine: Engine, containers: ContainerFactory, d: Path
 ) -> None:
     from socktui.connect import send_line  # what the test-connect dialog sends a typed line with
+    from socktui.connect import test_connect as connect_test  # what the t key runs
 
     server = SilentServer(d / "docker.sock")
     try:
         name = unique_name()
         containers.run(name=name, command=TRAP, binds=[f"{d / 'docker.sock'}:/var/run/docker.sock"])
-        m = only_mount(look(engine, name)[name])
+        report = look(engine, name)[name]
+        m = only_mount(report)
         assert m.verdict is Verdict.LIVE, m.reason
         assert "API socket" not in m.reason  # its name says docker, its listener does not: not claimed an engine
         proc = socktui_cli("check", "--json", "-H", engine.host, name, timeout=30)
@@ -180,6 +182,8 @@ def test_a_docker_named_socket_that_accepts_and_never_answers(
         asked = only_mount(look(engine, name, connect=True)[name])
         assert asked.host_probe is not None and asked.host_probe.ok and asked.host_probe.api is None
         assert asked.host_probe.detail == "connected"  # connected when asked, and still no HTTP for a name
+        tried = connect_test(report, m)  # the t key: a connect from both sides, and no HTTP for a name either
+        assert tried.host.ok and tried.host.api is None and tried.host.detail == "connected", tried.lines
         echo = send_line(str(d / "docker.sock"), b"hello\n")
         assert echo.ok and echo.reply is None
         assert echo.detail == "no reply within 1000 ms"
@@ -265,6 +269,58 @@ def test_a_consumer_container_is_told_which_container_listens(
     [s] = m.sockets
     assert s.verdict is Verdict.LIVE, s.reason
     assert s.listener is not None and s.listener.container == server_name
+
+
+def test_a_consumer_checked_alone_is_told_which_container_listens(
+    engine: Engine, containers: ContainerFactory, static_server: Path, d: Path
+) -> None:
+    """``socktui check CONSUMER``: the server's container is not among those looked at, and neither mounts the
+    socket at the host path's string. Its network namespace is still read: the socket is live, not stale."""
+    shared = d / "shared"
+    shared.mkdir()
+    server_name, consumer = unique_name("st-srv"), unique_name("st-cli")
+    containers.run(
+        name=server_name,
+        command=["/usrv", "/data/in.sock"],
+        binds=[f"{shared}:/data", f"{static_server}:/usrv:ro"],
+    )
+    wait_for(lambda: is_socket(shared / "in.sock"), timeout=10, message="the server inside to bind")
+    containers.run(name=consumer, command=TRAP, binds=[f"{shared / 'in.sock'}:/run/app.sock"])
+    m = only_mount(look(engine, consumer)[consumer])
+    assert m.verdict is Verdict.LIVE, m.reason
+    assert m.host_probe is None  # found in the server's namespace: nobody connected
+    assert m.listener is not None and m.listener.container == server_name
+    assert [f.id for f in m.fixes] == []
+    proc = socktui_cli("check", "--json", "-H", engine.host, consumer)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["containers"][0]["mounts"][0]["verdict"] == "live"
+
+
+def test_a_host_server_in_a_network_namespace_of_its_own_is_live_not_stale(
+    engine: Engine, containers: ContainerFactory, d: Path
+) -> None:
+    """A host service with a private network namespace (systemd's PrivateNetwork=, ``unshare -n``) binds the socket
+    a container mounts: in no namespace of a container, not in the host's, and still the one serving it."""
+    path = d / "ns.sock"
+    server = subprocess.Popen(
+        ["unshare", "--net", sys.executable, str(SOCKSERVER), str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().startswith("READY "), server.stderr.read() if server.stderr else ""
+        name = unique_name()
+        containers.run(name=name, command=TRAP, binds=[f"{path}:/run/app.sock"])
+        m = only_mount(look(engine, name)[name])
+        assert m.verdict is Verdict.LIVE, m.reason
+        assert m.host_probe is None and m.container is not None and m.container.probe is None  # nobody connected
+        assert m.listener is not None and m.listener.pid == server.pid
+        assert "remove-stale-socket" not in [f.id for f in m.fixes]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def test_a_listener_in_an_unshared_network_namespace_is_found_through_its_pid(d: Path) -> None:

@@ -218,6 +218,40 @@ async def test_shadow_fix_repairs_the_running_container_in_place(
         assert engine.client.inspect_container(cid)["State"]["StartedAt"] == started
 
 
+@pytest.mark.engine
+async def test_the_fix_list_marks_which_fixes_keep_the_container_running(
+    engine: Engine, containers: ContainerFactory, sockserver: SocketServers, d: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Detached: reattach-socket keeps the container running (LIVE), restart-container restarts it (STOPS),
+    mount-parent-dir is a snippet (advice). Where live repair is not possible, reattach-socket restarts: STOPS."""
+    sock = d / "app.sock"
+    first = sockserver.start(sock)
+    cid = containers.run(binds=[f"{sock}:/run/app.sock"], command=TRAP, name=unique_name())
+    first.stop()
+    sockserver.start(sock)  # a new inode: the running container still holds the old one
+
+    async def marks() -> dict[str, str]:
+        app = SocktuiApp(make_session(Options(host=engine.host)), live=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await loaded(pilot, app, cid)
+            assert mount_verdict(app, cid, "/run/app.sock") is Verdict.DETACHED
+            await select(pilot, app, cid)
+            await pilot.press("f")
+            screen = await until(pilot, lambda: isinstance(app.screen, FixScreen) and app.screen, "the fix screen")
+            options = screen.query_one("#fix-options", OptionList)
+            assert "STOPS stops or restarts them" in plain(screen.query_one("#fix-hint", Static))
+            found: dict[str, str] = {}
+            for i in range(options.option_count):
+                fix, effect, *_ = str(options.get_option_at_index(i).prompt).split()
+                found[fix] = effect
+            return found
+
+    live = await marks()
+    assert (live["reattach-socket"], live["restart-container"], live["mount-parent-dir"]) == ("LIVE", "STOPS", "advice")
+    monkeypatch.setenv("SOCKTUI_NO_LIVE_REPAIR", "1")
+    assert (await marks())["reattach-socket"] == "STOPS"
+
+
 # --------------------------------------------------------------------------- b. test connect on a stale socket
 
 

@@ -174,6 +174,41 @@ def test_a_namesake_in_another_namespace_is_never_named_and_a_real_one_is_found(
             server.wait()
 
 
+def test_a_server_in_a_namespace_nobody_named_is_found_when_every_namespace_is_read(sockdir: Path) -> None:
+    """No pid points at it (a host service with a private network namespace, a container the look was not asked
+    about): a look that reads every namespace on the machine finds it; the near ones alone call the file unbound."""
+    path = str(sockdir / "far.sock")
+    with subprocess.Popen(
+        ["unshare", "-n", sys.executable, "-c", NAMESAKE, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as server:
+        try:
+            assert server.stdout is not None and server.stdout.readline() == "ready\n"
+            near = ListenerIndex({}).state(identity(path), path)
+            assert near.liveness is Liveness.UNBOUND
+            index = ListenerIndex({}, SocketTables(everywhere=True))
+            stale = str(sockdir / "stale.sock")
+            with socket.socket(socket.AF_UNIX) as gone:
+                gone.bind(stale)
+            unbound = index.state(identity(stale), stale)  # every namespace looked in for it
+            assert unbound.liveness is Liveness.UNBOUND and unbound.looked_in >= 2  # the host's, the server's, ...
+            reads = index.tables.reads
+            assert reads >= 1
+            state = index.state(identity(path), path)
+            assert index.tables.reads == reads  # once per look: the second file reads no namespace again
+            index.resolve()
+            assert state.liveness is Liveness.LISTENING and state.backlog == 4
+            assert state.netns == socktable.netns_of(server.pid) != socktable.netns_of(None)
+            found = index.listener(state)
+            assert found is not None and found.pid == server.pid
+        finally:
+            assert server.stdin is not None
+            server.stdin.close()
+            server.wait()
+
+
 def test_a_namespace_that_cannot_be_read_makes_the_file_unseen_not_stale(sockdir: Path) -> None:
     stale = str(sockdir / "s.sock")
     with socket.socket(socket.AF_UNIX) as gone:

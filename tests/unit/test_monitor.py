@@ -7,7 +7,11 @@ is still followed, and the Session's running totals match a recount.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -219,6 +223,59 @@ def test_a_socket_directory_that_empties_and_fills_again_is_followed(tmp_path: P
         until(lambda: run.mount("a", "/run/pg").verdict is Verdict.OK, "the directory followed again")
         assert run.socket_names("a", "/run/pg") == {".s.PGSQL.5432"}
     server.close()
+
+
+# A server in a network namespace of its own (a host service with systemd's PrivateNetwork=): it stops listening on
+# a line from its stdin, and keeps running with its socket file left behind.
+FAR_SERVER = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(4)
+print("ready", flush=True)
+sys.stdin.readline()
+s.close()
+print("closed", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_listener_in_a_namespace_of_its_own_that_stops_listening_is_followed() -> None:
+    """Found by the look's machine-wide read, not in any mounter's namespace: no pidfd fires (it keeps running) and
+    no file changes, so only the socket-table re-read of the listener's own namespace can tell."""
+    shared = Path(tempfile.mkdtemp(prefix="st-"))
+    path = shared / "far.sock"
+    server = subprocess.Popen(
+        ["unshare", "-n", sys.executable, "-c", FAR_SERVER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline() == "ready\n"
+        engine = FakeEngine(dir_container("a", shared))
+        with monitoring(engine) as run:
+            until(lambda: run.monitor.armed, "the sources")
+            until(lambda: run.mount("a", "/run/" + shared.name).verdict is Verdict.OK, "the far listener found")
+            [sock] = run.mount("a", "/run/" + shared.name).sockets
+            assert sock.listener is not None and sock.listener.pid == server.pid
+            sources = run.monitor.sources
+            assert sources is not None
+            rounds = sources.tables.rounds
+            until(lambda: sources.tables.rounds >= rounds + 2, "a socket-table re-read after the look")
+            assert server.stdin is not None
+            server.stdin.write("close\n")
+            server.stdin.flush()
+            assert server.stdout.readline() == "closed\n"
+            until(
+                lambda: run.mount("a", "/run/" + shared.name).verdict is Verdict.STALE,
+                "the socket shown stale",
+                timeout=TIMEOUT * 2,
+            )
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def test_r_looks_at_everything_again_and_a_container_removed_meanwhile_is_gone(tmp_path: Path) -> None:

@@ -171,6 +171,19 @@ def test_kernel_sentences_name_the_missing_feature(monkeypatch: pytest.MonkeyPat
     assert sentence is not None and "CAP_SYS_ADMIN" in sentence and "rootless" in sentence
 
 
+def test_kernel_sentences_name_the_linux_version_each_call_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_syscall(*args: object) -> int:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(linux, "move_mount", no_syscall)
+    sentence = remount.kernel_support()
+    assert sentence is not None and "move_mount" in sentence and "Linux 5.2" in sentence
+    monkeypatch.undo()
+    monkeypatch.setattr(linux, "openat2", no_syscall)
+    sentence = remount.kernel_support()
+    assert sentence is not None and "openat2" in sentence and "Linux 5.6" in sentence
+
+
 # --------------------------------------------------------------------------- the namespace helper
 
 

@@ -216,6 +216,40 @@ def test_a_listener_in_another_network_namespace_is_seen_only_in_that_namespace(
             proc.wait()
 
 
+def test_a_namespace_binds_a_path_only_when_a_socket_there_has_a_file(short_dir: Path) -> None:
+    """The cheap test before a dump: /proc/PID/net/unix of the namespace, read without entering it."""
+    abstract = f"import socket, sys; s = socket.socket(socket.AF_UNIX); s.bind('\\0st-{os.getpid()}'); s.listen(1); "
+    abstract += "print('ready', flush=True); sys.stdin.read()"
+    with subprocess.Popen(
+        ["unshare", "-n", sys.executable, "-c", abstract], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as only_abstract:
+        try:
+            assert only_abstract.stdout is not None and only_abstract.stdout.readline() == "ready\n"
+            assert not socktable.binds_a_path(only_abstract.pid)
+        finally:
+            assert only_abstract.stdin is not None
+            only_abstract.stdin.close()
+            only_abstract.wait()
+    with subprocess.Popen(
+        ["unshare", "-n", sys.executable, "-c", LISTEN_IN_NEW_NETNS, str(short_dir / "p.sock")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as with_path:
+        try:
+            assert with_path.stdout is not None and with_path.stdout.readline() == "ready\n"
+            assert socktable.binds_a_path(with_path.pid)
+        finally:
+            assert with_path.stdin is not None
+            with_path.stdin.close()
+            with_path.wait()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert not socktable.binds_a_path(gone.pid)
+    namespaces = socktable.network_namespaces()
+    assert namespaces[socktable.netns_of(None)] > 0 and all(pid > 0 for pid in namespaces.values())
+
+
 def test_a_gone_pid_is_an_oserror_and_listener_at_skips_it(short_dir: Path) -> None:
     proc = subprocess.Popen(["true"])
     proc.wait()

@@ -42,6 +42,32 @@ def mount_of(container: ContainerSpec, source: str) -> MountSpec | None:
     return next((m for m in container.mounts if posixpath.normpath(m.source) == norm), None)
 
 
+def read_only_parent(pid: int, destination: str) -> bool:
+    """The directory that holds ``destination`` inside the running container is on a read-only filesystem (a
+    ``--read-only`` root filesystem): the mount point there cannot be removed or made a file while it runs."""
+    parent = posixpath.dirname(posixpath.normpath("/" + destination.lstrip("/")))
+    try:
+        with ContainerRoot(pid) as root, root.opened(parent, follow=True) as fd:
+            return bool(os.fstatvfs(fd).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False  # not seen: the preflight and the helper will say what is wrong
+
+
+def read_only_mount_points(containers: Sequence[ContainerSpec], source: str) -> str | None:
+    """Why a mounted shadow directory cannot be replaced live in these running containers, or None."""
+    stuck = []
+    for c in containers:
+        held = mount_of(c, source)
+        if c.pid and held is not None and read_only_parent(c.pid, held.destination):
+            stuck.append(f"{c.name} ({posixpath.dirname(held.destination)})")
+    if not stuck:
+        return None
+    return (
+        f"the directory holding the mount point is read-only inside {', '.join(stuck)} (a --read-only root "
+        "filesystem), so the mount point cannot be made a file while it runs"
+    )
+
+
 def layers_of(container: ContainerSpec) -> tuple[str, ...] | None:
     """The container's overlay layers (its own first), or None when they cannot be repaired here."""
     if container.storage_driver not in remount.OVERLAY_DRIVERS or not container.upper_dir:
@@ -131,6 +157,12 @@ def check_view(step: Step) -> None:
         raise Refused(
             f"{step.target} now sees {seen.kind.words} (inode {seen.ino}) at {inside.destination}, not the "
             f"{expect.kind.value} diagnosed (inode {expect.ino}): diagnose again",
+            step,
+        )
+    if step.op is StepKind.REPLACE_MOUNT_POINT and read_only_parent(inside.pid, inside.destination):
+        raise Refused(
+            f"the directory holding {inside.destination} inside {step.target} is read-only: its mount point cannot "
+            "be made a file while it runs",
             step,
         )
 

@@ -53,6 +53,9 @@ class RemoveShadowDir(Fix):
         holders = sharing(source, everyone)
         running = [c for c in holders if c.running]
         why_not = live.live_unsupported()
+        if why_not is None and mount.role is Role.SOCKET:
+            # Checked before anything changes: once the host directory is gone, the shadow mount cannot be put back.
+            why_not = live.read_only_mount_points(running, source)
         if why_not is None and mount.role is Role.SOCKET and all(c.pid for c in running):
             plan = _plan_live(fix, report, mount, host, holders, wait)
         else:
