@@ -277,6 +277,8 @@ def _dump(only: Only | None = None) -> tuple[UnixSocket, ...]:
 _RECV_BYTES = 1 << 16
 _HEADER = _NLMSGHDR.size
 _TYPE_AT = _HEADER + 1  # unix_diag_msg.udiag_type, right after the netlink header and the family byte
+_FIRST_ATTR_AT = _HEADER + _UNIX_DIAG_MSG.size
+_VFS_ATTR_LEN = _RTATTR.size + _U32_PAIR.size
 _STATE_AT = _HEADER + 2
 
 
@@ -287,7 +289,7 @@ def _parse_batch(data: bytes, found: list[UnixSocket], wanted: frozenset[tuple[i
     bytes before anything is unpacked (this loop is what a re-read of the table costs).
     """
     offset, end = 0, len(data)
-    unpack_header = _NLMSGHDR.unpack_from
+    unpack_header, unpack_attr, unpack_pair = _NLMSGHDR.unpack_from, _RTATTR.unpack_from, _U32_PAIR.unpack_from
     while offset + _HEADER <= end:
         length, kind, _flags, _seq, _pid = unpack_header(data, offset)
         if length < _HEADER:
@@ -296,6 +298,17 @@ def _parse_batch(data: bytes, found: list[UnixSocket], wanted: frozenset[tuple[i
             if offset + _STATE_AT < end and (
                 data[offset + _STATE_AT] == _TCP_LISTEN or data[offset + _TYPE_AT] == socket.SOCK_DGRAM
             ):
+                if wanted is not None:
+                    # Asked without names, the kernel puts a bound file's attribute first (net/unix/diag.c): a
+                    # socket bound to no file asked about is passed over on that one attribute.
+                    at = offset + _FIRST_ATTR_AT
+                    if at + _VFS_ATTR_LEN > end or unpack_attr(data, at) != (_VFS_ATTR_LEN, _UNIX_DIAG_VFS):
+                        offset += (length + 3) & ~3
+                        continue
+                    ino, kdev = unpack_pair(data, at + _RTATTR.size)
+                    if (kdev, ino) not in wanted:
+                        offset += (length + 3) & ~3
+                        continue
                 parsed = _parse_at(data, offset + _HEADER, min(offset + length, end), wanted)
                 if parsed is not None:
                     found.append(parsed)

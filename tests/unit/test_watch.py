@@ -537,6 +537,16 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
         proc.wait(TIMEOUT)
 
 
+@contextmanager
+def exits_watched(watcher: ListenerExitWatcher, exits: list[int]) -> Iterator[None]:
+    with running(lambda stop: watcher.run(exits.append, stop)) as stop:
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.wake()  # as the Monitor does: a sleeping watcher notices its stop at once
+
+
 def rounds_pass(watcher: ListenerExitWatcher, count: int = 2) -> None:
     """Wake the watcher ``count`` times and wait for each round: what it had to say by then, it has said."""
     for _ in range(count):
@@ -553,7 +563,7 @@ def test_a_killed_listener_is_reported() -> None:
     exits: list[int] = []
     with sleeper() as proc:
         watcher = ListenerExitWatcher([proc.pid])
-        with running(lambda stop: watcher.run(exits.append, stop)):
+        with exits_watched(watcher, exits):
             rounds_pass(watcher)
             assert exits == []
             proc.send_signal(signal.SIGKILL)  # not reaped yet: a zombie still counts as exited
@@ -586,14 +596,14 @@ def test_an_already_dead_pid_is_reported_at_once() -> None:
         pass
     exits: list[int] = []
     watcher = ListenerExitWatcher([proc.pid])
-    with running(lambda stop: watcher.run(exits.append, stop)):
+    with exits_watched(watcher, exits):
         assert wait_until(lambda: exits == [proc.pid]), exits
 
 
 def test_set_pids_from_another_thread() -> None:
     exits: list[int] = []
     watcher = ListenerExitWatcher()
-    with sleeper() as first, sleeper() as second, running(lambda stop: watcher.run(exits.append, stop)):
+    with sleeper() as first, sleeper() as second, exits_watched(watcher, exits):
         watcher.set_pids([first.pid])
         rounds_pass(watcher)
         watcher.set_pids([second.pid])

@@ -65,7 +65,7 @@ DEBOUNCE_MS = 50  # only caps how long a continuous burst is grouped; a lone cha
 RESCAN_MS = 250  # idle wake-up: stat the watched directories, look inside those that changed (a safety net)
 FULL_RESCAN_S = 10.0  # and re-lstat every path of interest this often: a chmod/chown moves no directory mtime
 POLL_DELAY_MS = 250  # when inotify cannot be used
-INOTIFY_IDLE_MS = 1000  # socktui's own reader wakes this often when nothing happens (to notice a stop, and check)
+INOTIFY_IDLE_MS = 5000  # socktui's own reader wakes this often when nothing happens, for its safety-net checks
 WATCHFILES_ENV = "SOCKTUI_WATCHFILES"  # "1": watch through watchfiles (steps) instead of socktui's inotify reader
 _OVERFLOW = (0, "")  # in a batch: the kernel dropped events, so look at everything again
 

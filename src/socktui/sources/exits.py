@@ -19,7 +19,7 @@ class ListenerExitWatcher:
     Where ``pidfd_open`` is not available (Linux before 5.3), pids are checked with ``kill(pid, 0)`` every ``tick``.
     """
 
-    def __init__(self, pids: Iterable[int] = (), *, tick: float = 0.1, idle: float = 1.0) -> None:
+    def __init__(self, pids: Iterable[int] = (), *, tick: float = 0.1, idle: float = 5.0) -> None:
         self.tick = tick
         self.idle = idle
         self._lock = threading.Lock()

@@ -23,7 +23,7 @@ from ..socktable import Only, SocketTable, read_table
 Outcome = tuple[tuple[int, int] | None, Liveness | None, int | None, float | None]
 _NOBODY = (Liveness.UNBOUND, Liveness.UNSEEN)
 
-FULL_EVERY = 15  # every 15th round (30 s at the default interval) looks in every namespace, whatever came before
+FULL_EVERY = 150  # every 150th round (5 min at the default interval) looks in every namespace: a safety net
 YOUNG_SECONDS = 10.0  # a socket file made (ctime) this lately is looked for in the containers' namespaces each round
 
 
