@@ -28,7 +28,7 @@ from .model import (
 )
 from .observe import ContainerLook, HostCache, SocketMemory, mount_role, observe_mount, with_liveness
 from .roles import looks_like_socket
-from .socktable import Only, read_table
+from .socktable import Only, read_table, read_tables
 from .verdict import MountObservation, PathObservation, api_server, decide, decide_entry
 
 # A look's whole budget, engine answers included: containers still to come after it are listed as not looked at.
@@ -131,9 +131,12 @@ class Look:
         self.connect = connect
         self.deadline = deadline  # time.monotonic() after which containers are listed, not looked at
         self._only: Only | None = None  # the files this look asks the socket tables about, once all are observed
-        self.listeners = ListenerIndex(
-            names_by_id, SocketTables(lambda pid: read_table(pid, self._only), everywhere=True)
+        tables = SocketTables(
+            lambda pid: read_table(pid, self._only),
+            everywhere=True,
+            read_many=lambda pids: read_tables(pids, self._only),
         )
+        self.listeners = ListenerIndex(names_by_id, tables)
         self.notes: tuple[str, ...] = ()
         self.pending: list[tuple[ContainerSpec, list[MountObservation | MountReport]]] = []
         self.mapped: dict[str, list[tuple[int, str]]] = {}  # host source -> (pid, destination) of running ones
@@ -243,15 +246,24 @@ class Look:
     def finish(self) -> list[ContainerReport]:
         # Every socket file is observed by now: the tables are asked about those alone (a busy host lists thousands
         # of sockets, and names nobody here needs).
-        files = {
-            p.host.identity
+        sockets = [
+            p
             for _container, items in self.pending
             for item in items
             if isinstance(item, MountObservation)
             for p in (item.target, *item.entries)
             if p.host is not None and p.host.kind is Kind.SOCKET
-        }
-        self._only = Only(frozenset(files))
+        ]
+        self._only = Only(frozenset(p.host.identity for p in sockets if p.host is not None))
+        # The namespaces of the containers that mount a file nobody in the host's is bound to, read in one go.
+        host = self.listeners.tables.host()
+        if host is not None and host.has_identities:
+            self.listeners.tables.prefetch(
+                pid
+                for p in sockets
+                if p.host is not None and not host.bound_to(p.host.identity)
+                for pid, _inside in self._elsewhere(p.host_path, p.via_symlink or p.host_path)
+            )
         bound = [
             (container, [item if isinstance(item, MountReport) else with_liveness(item, self._bound) for item in items])
             for container, items in self.pending

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .model import Listener, Liveness, SocketState
 from .socktable import SOURCE_PROC, SocketTable, UnixSocket, binds_a_path, netns_of, network_namespaces, read_table
@@ -112,8 +112,15 @@ class SocketTables:
     in a container the look was not asked about (``socktui check CONSUMER``). Only then is the file stale.
     """
 
-    def __init__(self, read: Callable[[int | None], SocketTable] = read_table, *, everywhere: bool = False) -> None:
+    def __init__(
+        self,
+        read: Callable[[int | None], SocketTable] = read_table,
+        *,
+        everywhere: bool = False,
+        read_many: Callable[[Sequence[int]], Sequence[SocketTable | OSError]] | None = None,
+    ) -> None:
         self._read = read
+        self._read_many = read_many or (lambda pids: [_table_or_error(read, pid) for pid in pids])
         self.everywhere = everywhere
         self._host: SocketTable | None = None
         self._host_error: OSError | None = None
@@ -152,6 +159,20 @@ class SocketTables:
                 self._by_netns[netns] = None
         return netns, self._by_netns[netns]
 
+    def prefetch(self, pids: Iterable[int]) -> None:
+        """Read these pids' namespaces now, all in one go (a look that needs hundreds pays one hand-over to the
+        namespace thread, not one each); :meth:`of_pid` then finds them read."""
+        todo: dict[int, int] = {}  # netns -> a pid in it
+        for pid in pids:
+            try:
+                netns = netns_of(pid)
+            except OSError:
+                continue  # of_pid says why, when it is asked
+            if netns not in self._by_netns:
+                todo.setdefault(netns, pid)
+        for netns, result in zip(todo, self._read_many(list(todo.values())), strict=True):
+            self._by_netns[netns] = self._count(result) if isinstance(result, SocketTable) else None
+
     def all_others(self, seen: set[int]) -> Iterator[SocketTable]:
         """The tables of the machine's other network namespaces (not in ``seen``), each read at most once per look.
         One that cannot be read is skipped: it makes the file no less stale than a namespace with no socket in it
@@ -172,6 +193,7 @@ class SocketTables:
         if self._machine_list is None:
             self._machine = network_namespaces()
             found: list[tuple[int, SocketTable]] = []
+            read: set[int] = set()
             for netns, pid in self._machine.items():
                 if netns not in self._by_netns:
                     if not binds_a_path(pid):
@@ -183,9 +205,11 @@ class SocketTables:
                         self._by_netns[netns] = None
                 table = self._by_netns[netns]
                 if table is not None and table.netns == netns:
-                    found.append((netns, table))
+                    read.add(netns)
+                    if table.binds_files:  # a table with no socket bound to a file cannot hold this one
+                        found.append((netns, table))
             self._machine_list = found
-            self._looked_netns = self._no_paths | {netns for netns, _ in found}
+            self._looked_netns = self._no_paths | read
             self._looked_machine_wide = len(self._looked_netns)
         return self._machine_list
 
@@ -193,6 +217,13 @@ class SocketTables:
         self.reads += 1
         self.fallback = self.fallback or table.source == SOURCE_PROC
         return table
+
+
+def _table_or_error(read: Callable[[int | None], SocketTable], pid: int) -> SocketTable | OSError:
+    try:
+        return read(pid)
+    except OSError as exc:
+        return exc
 
 
 def server_of(found: Iterable[UnixSocket]) -> UnixSocket | None:
@@ -285,7 +316,8 @@ class ListenerIndex:
                 return self._wanting(found, looked, unreadable, file, host_name)
         if self.tables.everywhere and host is not None and host.has_identities:
             for table in self.tables.all_others(seen):
-                found = _state_of(table.bound_to(file), table, by_name=False)
+                bound = table.bound_to(file)
+                found = _state_of(bound, table, by_name=False) if bound else None
                 if found is not None:
                     return self._wanting(found, looked + 1, unreadable, file, host_name)
             looked += self.tables.others_looked(seen)

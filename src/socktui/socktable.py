@@ -28,7 +28,7 @@ import queue
 import socket
 import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
@@ -114,6 +114,11 @@ class SocketTable:
         self._by_file.update({key: tuple(found) for key, found in index.items()})
 
     @property
+    def binds_files(self) -> bool:
+        """Some socket here is bound to a file (most containers' namespaces bind none)."""
+        return bool(self._by_file)
+
+    @property
     def has_identities(self) -> bool:
         return self.source == SOURCE_SOCK_DIAG
 
@@ -159,6 +164,34 @@ def read_table(netns_pid: int | None = None, only: Only | None = None) -> Socket
         return _read_proc(netns_pid)
     _diag_state[:] = [True]
     return table
+
+
+def read_tables(pids: Sequence[int], only: Only | None = None) -> list[SocketTable | OSError]:
+    """:func:`read_table` for many namespaces at once (one hand-over to the namespace thread for all of them); what
+    could not be read is its ``OSError``, in its place."""
+    if not pids:
+        return []
+    if os.environ.get(FORCE_FALLBACK_ENV) or _diag_state == [False]:
+        return [_proc_or_error(pid) for pid in pids]
+    found: list[SocketTable | OSError] = []
+    for pid, result in zip(pids, _netns_reader.dump_many(pids, only), strict=True):
+        if isinstance(result, _NoUnixDiag):
+            _diag_state[:] = [False]
+            found.append(_proc_or_error(pid))
+        elif isinstance(result, OSError | SocketTable):
+            if isinstance(result, SocketTable):
+                _diag_state[:] = [True]
+            found.append(result)
+        else:
+            raise result
+    return found
+
+
+def _proc_or_error(pid: int) -> SocketTable | OSError:
+    try:
+        return _read_proc(pid)
+    except OSError as exc:
+        return exc
 
 
 def listener_at(file: tuple[int, int], netns_pids: Iterable[int] = ()) -> UnixSocket | None:
@@ -397,38 +430,49 @@ class _NetnsReader:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requests: queue.SimpleQueue[
-            tuple[int, Only | None, list[SocketTable | BaseException], threading.Event]
+            tuple[tuple[int, ...], Only | None, list[SocketTable | BaseException], threading.Event]
         ] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     def dump(self, pid: int, only: Only | None = None) -> SocketTable:
+        result = self.dump_many((pid,), only)[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def dump_many(self, pids: Sequence[int], only: Only | None = None) -> list[SocketTable | BaseException]:
+        """Each pid's table, or what went wrong reading it, in one hand-over to the thread (not one per pid)."""
         outcome: list[SocketTable | BaseException] = []
         done = threading.Event()
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._serve, name="socktui-netns", daemon=True)
                 self._thread.start()
-            self._requests.put((pid, only, outcome, done))
+            self._requests.put((tuple(pids), only, outcome, done))
         done.wait()
-        result = outcome[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
+        return outcome
 
     def _serve(self) -> None:
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         home_netns = os.fstat(home).st_ino
         try:
             while True:
-                pid, only, outcome, done = self._requests.get()
+                pids, only, outcome, done = self._requests.get()
+                stranded = False
                 try:
-                    outcome.append(self._dump_of(pid, only, home, home_netns))
-                except BaseException as exc:  # handed to the caller's thread
-                    outcome.append(exc)
+                    for pid in pids:
+                        if stranded:
+                            outcome.append(OSError(errno.EIO, "the namespace reader could not return home"))
+                            continue
+                        try:
+                            outcome.append(self._dump_of(pid, only, home, home_netns))
+                        except BaseException as exc:  # handed to the caller's thread
+                            outcome.append(exc)
+                        stranded = _own_netns() != home_netns
                 finally:
                     done.set()
-                if _own_netns() != home_netns:
-                    return  # stranded in another namespace: never answer from here again
+                if stranded:
+                    return  # never answer from another namespace again
         finally:
             os.close(home)
 

@@ -162,6 +162,9 @@ def test_to_json_is_the_document() -> None:
     report = sample_report()
     assert json.loads(to_json(report)) == to_document(report)
     assert json.loads(to_json(report, include_all=True)) == to_document(report, include_all=True)
+    compact = to_json(report, pretty=False)
+    assert json.loads(compact) == to_document(report)
+    assert "\n" not in compact and compact.startswith('{"schema":1,"engine":{')
 
 
 @pytest.mark.parametrize(
@@ -174,11 +177,13 @@ def test_to_json_is_the_document() -> None:
         '/run/quote"back\\slash.sock',
     ],
 )
-def test_json_round_trips_odd_paths(source: str) -> None:
+@pytest.mark.parametrize("pretty", [True, False], ids=["pretty", "compact"])
+def test_json_round_trips_odd_paths(source: str, pretty: bool) -> None:
     mount = MountReport(MountSpec("bind", source, source), Role.SOCKET, Verdict.STALE, f"nothing listens at {source}")
     report = CheckReport(ENGINE, (ContainerReport(spec(), (mount,)),))
-    text = to_json(report)
+    text = to_json(report, pretty=pretty)
     text.encode("ascii")  # ensure_ascii: valid whatever the path held
+    assert "\n" not in text or pretty  # a raw newline in a path could never split the compact document
     back = json.loads(text)["containers"][0]["mounts"][0]
     assert back["source"] == source
     assert back["destination"] == source

@@ -51,7 +51,7 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"socktui: no such container: {', '.join(missing)} (see `docker ps -a`)", file=sys.stderr)
         return EXIT_CANNOT_CHECK
     if args.json:
-        sys.stdout.write(to_json(report, include_all=args.all) + "\n")
+        sys.stdout.write(to_json(report, include_all=args.all, pretty=sys.stdout.isatty()) + "\n")
     else:
         explain = None
         if args.explain:
