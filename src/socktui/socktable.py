@@ -30,7 +30,7 @@ import struct
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 from .linux import CLONE_NEWNET, kernel_dev, setns, user_dev
@@ -145,7 +145,9 @@ class Only:
     files: frozenset[tuple[int, int]]  # (st_dev, st_ino), as os.stat gives them
     connected_dgram: bool = True
 
+    @cached_property
     def kernel_keys(self) -> frozenset[tuple[int, int]]:
+        """The files as sock_diag spells them: worked out once, however many namespaces are then dumped."""
         return frozenset((_kernel_dev(dev), ino & _INO_MASK) for dev, ino in self.files)
 
 
@@ -282,7 +284,7 @@ def _dump(only: Only | None = None) -> tuple[UnixSocket, ...]:
     states, show = _SERVER_STATES, _UDIAG_SHOW_NAME | _UDIAG_SHOW_VFS | _UDIAG_SHOW_RQLEN
     wanted: frozenset[tuple[int, int]] | None = None
     if only is not None:
-        wanted = only.kernel_keys()
+        wanted = only.kernel_keys
         show = _UDIAG_SHOW_VFS | _UDIAG_SHOW_RQLEN
         if not only.connected_dgram:
             states &= ~(1 << _TCP_ESTABLISHED)
