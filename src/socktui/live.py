@@ -45,6 +45,7 @@ IDLE_WAKE_SECONDS = 0.5  # how often an idle Monitor looks at its cancel event
 # One mount is looked at again at most this often: a container binding and unlinking sockets as fast as it can costs
 # a bounded share of a core (its later changes wait, and coalesce), and a lone change is still handled at once.
 MOUNT_RECHECK_SECONDS = 0.25
+LISTED_FRAME_WAIT_SECONDS = 0.3  # at most this long for a screen to draw the first list before the look starts
 
 
 class LookKind(StrEnum):
@@ -224,6 +225,7 @@ class Monitor:
         *,
         live: bool = True,
         sources: Sources | Callable[[], Sources] = Sources.default,
+        wait_for_screen: bool = False,
     ) -> None:
         self.session = session
         self.live = live
@@ -242,6 +244,10 @@ class Monitor:
         self._retry_delay = RETRY_FIRST_SECONDS
         self._rechecked: dict[tuple[str, str], float] = {}  # (container, destination) -> when it was last looked at
         self.looks = 0  # whole looks done (tests and bench wait on these)
+        # Set by a screen once it has drawn the first list; a Monitor nobody watches does not wait for it.
+        self.listed_shown = threading.Event()
+        if not wait_for_screen:
+            self.listed_shown.set()
         self.batches = 0  # batches of marks handled
 
     # ------------------------------------------------------------------ asked from any thread
@@ -341,6 +347,8 @@ class Monitor:
         if self.looks == 0:
             listed = CheckReport(engine=info, containers=tuple(ContainerReport(container=c) for c in specs))
             self._emit(Update(report=listed, counts=Counts(containers=len(specs)), look=LookKind.LISTED))
+            # The look would compete with the screen for the interpreter: let the list be drawn first (briefly).
+            self.listed_shown.wait(LISTED_FRAME_WAIT_SECONDS)
         if self.live and not self.armed:
             self._arm(info, specs)
 
@@ -455,7 +463,9 @@ class Monitor:
     def _arm(self, info: EngineInfo, specs: list[ContainerSpec]) -> None:
         """Watch the listed containers' socket sources, follow the engine from the moment it was listed."""
         self.armed = True
-        since = time.time() - 1.0  # the daemon's `since` has one-second resolution: replay rather than miss
+        # From when the list was asked for (it may have been asked early); the daemon's `since` has one-second
+        # resolution: replay rather than miss.
+        since = (self.session.engine.listed_at or time.time()) - 1.0
         sockets, dirs = listed_interest(info, specs, self.session.options.expected)
         self._arm_dirs(sockets, dirs)
         sources = self._sources()

@@ -7,6 +7,7 @@ The TUI is given one of these (``make_session``), the same way the CLI builds on
 
 from __future__ import annotations
 
+import os
 import posixpath
 import threading
 import time
@@ -41,6 +42,17 @@ class Options:
     read_only: bool = False
     expected: tuple[str, ...] = ()
     watch_dirs: tuple[str, ...] = ()
+
+    @classmethod
+    def from_args(cls, args: Any) -> Options:
+        """The options the ``socktui`` command line gave (an argparse namespace)."""
+        return cls(
+            host=args.host,
+            context=args.context,
+            read_only=args.read_only,
+            expected=tuple(args.expect),
+            watch_dirs=tuple(os.path.abspath(d) for d in args.watch),
+        )
 
 
 @dataclass(frozen=True)

@@ -208,3 +208,31 @@ async def test_at_80_columns_the_totals_give_way_so_the_top_bar_always_names_the
         await pilot.pause()
         wide = str(app.query_one("#topbar", Static).content)
         assert "1000 containers" in wide and "2000 sockets" in wide, "with room, every total shows"
+
+
+async def test_a_filter_that_hides_most_of_a_long_list_rebuilds_it_and_keeps_the_selection() -> None:
+    """More than REBUILD_AFTER_REMOVALS rows leaving at once: the list is rebuilt rather than emptied row by row; the
+    same rows, the same order, and the cursor still on the container it was on."""
+    from socktui.model import ContainerReport, ContainerSpec
+    from socktui.ui.widgets import REBUILD_AFTER_REMOVALS, ContainerList
+
+    session = _BusySession("unix:///tmp/fake.sock")
+    reports = [
+        ContainerReport(ContainerSpec(id=f"{i:064x}", name=f"web-{i:03d}", state="running", image="img"))
+        for i in range(REBUILD_AFTER_REMOVALS * 3)
+    ]
+    async with SocktuiApp(session, live=False).run_test(size=(100, 30)) as pilot:  # type: ignore[arg-type]
+        table = pilot.app.query_one(ContainerList)
+        table.show(reports)
+        await pilot.pause()
+        everyone = row_keys(table)
+        assert len(everyone) == len(reports)
+        table.move_cursor(row=table.get_row_index(reports[27].container.id), animate=False)
+        kept = [r for r in reports if r.container.name.endswith("7")]
+        table.show(kept)  # most of them leave at once
+        await pilot.pause()
+        assert row_keys(table) == [k for k in everyone if k in {r.container.id for r in kept}]
+        assert table.selected_id == reports[27].container.id
+        table.show(reports)
+        await pilot.pause()
+        assert row_keys(table) == everyone and table.selected_id == reports[27].container.id

@@ -58,9 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_tui(args: argparse.Namespace) -> int:
+    from ..session import Options, make_session
+
+    # The engine is asked for its list while Textual is imported: the first frame has it at once.
+    session = make_session(Options.from_args(args))
+    session.engine.list_early()
     from ..ui.app import run_app  # Textual is imported only when the TUI is wanted
 
-    return run_app(args)
+    return run_app(args, session)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

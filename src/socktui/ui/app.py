@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -88,7 +87,7 @@ class SocktuiApp(App[int]):
             self._restore_theme(settings)
         self.live = live
         self.wait_seconds = wait_seconds
-        self.monitor = Monitor(session, live=live)
+        self.monitor = Monitor(session, live=live, wait_for_screen=True)
         """The one owner of the live loop: it looks, follows every change and hands the screen an Update."""
         self.report: CheckReport | None = None
         self.counts = Counts()
@@ -209,6 +208,7 @@ class SocktuiApp(App[int]):
         )
         self.update_topbar(pending, checking=True)
         self.query_one(ContainerList).show(pending.containers, self.needle)
+        self.call_after_refresh(self.monitor.listed_shown.set)
 
     def show_look(self, report: CheckReport) -> None:
         first = self.report is None
@@ -582,17 +582,10 @@ def suggested_command(report: ContainerReport, mount: MountReport, everyone: Ite
     return shell_word(mount.mount.source)
 
 
-def build_app(args: argparse.Namespace) -> SocktuiApp:
+def build_app(args: argparse.Namespace, session: Session | None = None) -> SocktuiApp:
     """The app as ``socktui`` starts it: the terminal's encoding decides ASCII, the user's settings the theme."""
-    options = Options(
-        host=args.host,
-        context=args.context,
-        read_only=args.read_only,
-        expected=tuple(args.expect),
-        watch_dirs=tuple(os.path.abspath(d) for d in args.watch),
-    )
     return SocktuiApp(
-        make_session(options),
+        session or make_session(Options.from_args(args)),
         ascii_only=not terminal_is_utf8(),
         theme=args.theme,
         settings=Settings.for_user(),
@@ -608,11 +601,11 @@ def unknown_theme(name: str | None) -> str | None:
     return f"socktui: no theme {name!r}; choose one of: {', '.join(sorted(BUILTIN_THEMES))}"
 
 
-def run_app(args: argparse.Namespace) -> int:
+def run_app(args: argparse.Namespace, session: Session | None = None) -> int:
     problem = unknown_theme(args.theme)
     if problem:
         print(printable(problem), file=sys.stderr)
         return 2
-    app = build_app(args)
+    app = build_app(args, session)
     app.run(mouse=not args.no_mouse)
     return app.return_code or 0

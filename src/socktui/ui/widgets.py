@@ -86,6 +86,9 @@ def group_worst(reports: Iterable[ContainerReport]) -> Verdict | None:
     return max(worst, key=lambda v: v.severity) if worst else None
 
 
+REBUILD_AFTER_REMOVALS = 50  # more rows than this leaving the list at once: clear it and add the rest again
+
+
 class ContainerList(DataTable[Text | str]):
     """Containers, problems first, grouped by compose project. Rows are keyed by container id and updated in place.
 
@@ -159,11 +162,27 @@ class ContainerList(DataTable[Text | str]):
         wanted = {r.container.id for r in reports}
         gone = [cid for cid in self._shown if cid not in wanted]
         gone += [str(k.value) for k in self.rows if k.value not in wanted and not str(k.value).startswith(GROUP_PREFIX)]
+        if len(gone) > REBUILD_AFTER_REMOVALS:
+            # DataTable.remove_row walks every row: a filter that hides most of a thousand would take seconds one
+            # by one, and a rebuild takes a fraction of one.
+            keep_key = self._selected_key()
+            self.clear()
+            for index in (self._order, self._names, self._groups, self._shown, self._members):
+                index.clear()
+            self.update_rows(reports, (), needle, keep_key=keep_key)
+            return
         self.update_rows(reports, gone, needle)
 
-    def update_rows(self, reports: Iterable[ContainerReport], removed: Iterable[str], needle: str = "") -> None:
+    def update_rows(
+        self,
+        reports: Iterable[ContainerReport],
+        removed: Iterable[str],
+        needle: str = "",
+        *,
+        keep_key: str | None = None,
+    ) -> None:
         """Touch only these rows (and their projects' rows); re-sort only when the order moved."""
-        keep_key = self._selected_key()
+        keep_key = keep_key or self._selected_key()
         resort = False
         touched: set[str] = set()  # projects whose row must be redrawn
         for cid in removed:
