@@ -68,6 +68,7 @@ class FakeEngine:
     (between its inspect and the end of the look): the moment a change is easiest to lose."""
 
     endpoint = Endpoint(url="unix:///fake.sock", source="test")
+    listed_at: float | None = None
 
     def __init__(self, *specs: ContainerSpec) -> None:
         self.specs = {s.id: s for s in specs}
