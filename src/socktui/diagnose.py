@@ -6,7 +6,7 @@ import posixpath
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from .engine import Engine
 from .fixes import Situation, offers
@@ -106,6 +106,33 @@ def report_for(obs: MountObservation) -> MountReport:
     )
 
 
+@dataclass(frozen=True)
+class Neighbours:
+    """What a look at a few containers must know of all the others: where each running one mounts what (a server
+    inside it binds under its own paths, in its own namespace), and every container's name (to name a listener's).
+    A live session keeps one until a container changes, so a socket churning in one directory costs that directory's
+    look, not a pass over every container."""
+
+    mapped: Mapping[str, tuple[tuple[int, str], ...]]  # host source -> (pid, destination) of running containers
+    names: Mapping[str, str]  # container id -> name
+
+    @classmethod
+    def of(cls, containers: Iterable[ContainerSpec]) -> Neighbours:
+        mapped: dict[str, list[tuple[int, str]]] = {}
+        names: dict[str, str] = {}
+        for c in containers:
+            names[c.id] = c.name
+            if c.running and c.pid:
+                for m in c.mounts:
+                    found = mapped.setdefault(m.source.rstrip("/"), [])
+                    if (c.pid, m.destination.rstrip("/")) not in found:
+                        found.append((c.pid, m.destination.rstrip("/")))
+        return cls({source: tuple(found) for source, found in mapped.items()}, names)
+
+
+NOBODY = Neighbours({}, {})
+
+
 class Look:
     """One look at many containers: observe each as it arrives, then read socket tables and resolve listeners once.
 
@@ -123,8 +150,10 @@ class Look:
         connect: bool = False,
         deadline: float | None = None,
         memory: SocketMemory | None = None,
+        neighbours: Neighbours = NOBODY,
     ) -> None:
         self.info = info
+        self.neighbours = neighbours
         self.memory = memory  # socket names each shared directory held earlier in the session
         self.expected = expected
         self.cache = cache or HostCache()
@@ -207,7 +236,7 @@ class Look:
         for host_path in paths:
             source = host_path.rstrip("/") or "/"
             while True:
-                for pid, destination in self.mapped.get(source, ()):
+                for pid, destination in (*self.mapped.get(source, ()), *self.neighbours.mapped.get(source, ())):
                     inside = destination + host_path[len(source) :] if source != "/" else destination + host_path
                     if (pid, inside) not in seen:
                         seen.add((pid, inside))
@@ -293,21 +322,23 @@ def diagnose_containers(
     keep: Mapping[str, Mapping[str, MountReport]] | None = None,
     others: Iterable[ContainerSpec] = (),
     known: Mapping[int, Listener] | None = None,
+    neighbours: Neighbours | None = None,
 ) -> list[ContainerReport]:
     """Observe and decide for containers that are already listed (and inspected where needed).
 
     ``memory`` (a session's) remembers which shared directories held sockets, so one that lost them keeps its role.
     For a live recheck: ``keep`` carries over, per container id, the mounts (by destination) that did not change;
-    ``others`` are the rest of the containers, whose namespaces may hold a listener; ``known`` maps socket inodes to
-    listeners already named, so a socket seen again is named without a ``/proc/*/fd`` scan.
+    ``others`` are the rest of the containers, whose namespaces may hold a listener (or ``neighbours``, what a session
+    already knows of them, the rechecked containers included: their entries then count twice, harmlessly);
+    ``known`` maps socket inodes to listeners already named, so a socket seen again is named without a
+    ``/proc/*/fd`` scan.
     """
     containers = list(containers)
     keep = keep or {}
-    names = {c.id: c.name for c in (*others, *containers)}
+    neighbours = neighbours or Neighbours.of(others)
+    names = {**neighbours.names, **{c.id: c.name for c in containers}}
     deadline = time.monotonic() + LOOK_DEADLINE_SECONDS
-    look = Look(info, names, expected, cache, connect=connect, deadline=deadline, memory=memory)
-    for other in others:
-        look.know(other)
+    look = Look(info, names, expected, cache, connect=connect, deadline=deadline, memory=memory, neighbours=neighbours)
     for inode, listener in (known or {}).items():
         look.listeners.remember(inode, listener)
     for container in containers:

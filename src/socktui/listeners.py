@@ -13,6 +13,7 @@ matching fall back to the path string, in the namespace it was read from, and th
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import threading
@@ -51,12 +52,17 @@ def pids_by_socket_inode(inodes: set[int], proc: str = "/proc") -> dict[int, int
         return found
     with _recent_lock:
         hinted = [str(p) for p in reversed(_recent_listeners)]
-    try:
-        rest = sorted((p for p in os.listdir(proc) if p.isdigit()), key=int, reverse=True)
-    except OSError:
-        return found
+
+    def everyone_else() -> Iterator[str]:
+        # Listed only when the hinted pids did not hold every inode: a busy host has thousands of processes, and a
+        # server re-binding its socket (or churning them) is found among the hinted at once.
+        try:
+            yield from sorted((p for p in os.listdir(proc) if p.isdigit()), key=int, reverse=True)
+        except OSError:
+            return
+
     seen: set[str] = set()
-    for pid in (*hinted, *rest):
+    for pid in itertools.chain(hinted, everyone_else()):
         if pid in seen:
             continue
         seen.add(pid)

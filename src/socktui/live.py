@@ -45,6 +45,10 @@ IDLE_WAKE_SECONDS = 0.5  # how often an idle Monitor looks at its cancel event
 # One mount is looked at again at most this often: a container binding and unlinking sockets as fast as it can costs
 # a bounded share of a core (its later changes wait, and coalesce), and a lone change is still handled at once.
 MOUNT_RECHECK_SECONDS = 0.25
+BUSY_SECONDS = 1.0  # how often a mount that keeps changing is looked at
+BUSY_STREAK = 4  # looks in a row, each less than CALM_SECONDS after the one before, make a mount busy
+CALM_SECONDS = 2.0
+LIVE_HANDOVER_SECONDS = 1.0  # the socket-table re-read is given a changed set of files at most this often
 LISTED_FRAME_WAIT_SECONDS = 0.3  # at most this long for a screen to draw the first list before the look starts
 
 
@@ -242,7 +246,9 @@ class Monitor:
         self._engine_down: str | None = None
         self._retry_at: float | None = None
         self._retry_delay = RETRY_FIRST_SECONDS
-        self._rechecked: dict[tuple[str, str], float] = {}  # (container, destination) -> when it was last looked at
+        # (container, destination) -> when it was last looked at, and how many looks in a row came close together
+        self._rechecked: dict[tuple[str, str], tuple[float, int]] = {}
+        self._live_handed_at = -LIVE_HANDOVER_SECONDS  # when the socket-table re-read was last given its files
         self.looks = 0  # whole looks done (tests and bench wait on these)
         # Set by a screen once it has drawn the first list; a Monitor nobody watches does not wait for it.
         self.listed_shown = threading.Event()
@@ -288,6 +294,7 @@ class Monitor:
                 batch = self.marks.take(timeout)
                 if self._stopping():
                     break
+                self._guarded(self._hand_interest)  # what was held back (LIVE_HANDOVER_SECONDS) goes out now
                 retry_due = self._retry_at is not None and time.monotonic() >= self._retry_at
                 if batch or retry_due:
                     self.batches += 1 if batch else 0
@@ -392,29 +399,39 @@ class Monitor:
                 log.append(Change("", describe_path_change(path, kind)))
         _merge(mounts, self._not_too_soon(batch.paths))
         reports, changes = session.recheck(whole.values(), mounts)
-        now = time.monotonic()
-        for cid, destinations in mounts.items():
-            for destination in destinations:
-                self._rechecked[(cid, destination)] = now
+        self._looked_at(mounts)
         log += changes
         changed = frozenset(r.container.id for r in reports)
         if changed or removed or log:
             self._send(changed=changed, removed=frozenset(removed), log=tuple(log))
         self._hand_interest()
 
+    def _looked_at(self, mounts: Mapping[str, Iterable[str]]) -> None:
+        """Note when these mounts were looked at, and whether they keep changing (see :meth:`_not_too_soon`)."""
+        now = time.monotonic()
+        for cid, destinations in mounts.items():
+            for destination in destinations:
+                last, streak = self._rechecked.get((cid, destination), (-CALM_SECONDS, 0))
+                self._rechecked[(cid, destination)] = (now, streak + 1 if now - last < CALM_SECONDS else 1)
+
     def _not_too_soon(self, paths: Mapping[str, str]) -> dict[str, set[str]]:
         """The mounts these paths touch; a path whose mount was looked at less than MOUNT_RECHECK_SECONDS ago waits
-        (deferred, and coalesced with what comes meanwhile) so that one busy mount cannot take the Monitor's time."""
+        (deferred, and coalesced with what comes meanwhile) so that one busy mount cannot take the Monitor's time.
+        A mount that keeps changing (BUSY_STREAK looks in a row, none CALM_SECONDS after the last) is looked at once
+        every BUSY_SECONDS until it calms down: a directory churning sockets costs a look and a frame a second."""
         now = time.monotonic()
         mounts: dict[str, set[str]] = {}
         later: dict[str, str] = {}
         due = now
         for path, kind in paths.items():
             touched = self.session.affected_by([path])
-            last = max((self._rechecked.get((cid, d), 0.0) for cid, ds in touched.items() for d in ds), default=0.0)
-            if now - last < MOUNT_RECHECK_SECONDS:
+            seen = [self._rechecked.get((cid, d), (-CALM_SECONDS, 0)) for cid, ds in touched.items() for d in ds]
+            last = max((at for at, _ in seen), default=-CALM_SECONDS)
+            busy = any(streak >= BUSY_STREAK for _, streak in seen)
+            interval = BUSY_SECONDS if busy else MOUNT_RECHECK_SECONDS
+            if now - last < interval:
                 later[path] = kind
-                due = max(due, last + MOUNT_RECHECK_SECONDS)
+                due = max(due, last + interval)
             else:
                 _merge(mounts, touched)
         if later:
@@ -488,12 +505,19 @@ class Monitor:
         if versions == self._versions:
             return
         changed = {k for k, v in versions.items() if self._versions.get(k) != v}
+        now = time.monotonic()
+        if "live" in changed and now - self._live_handed_at < LIVE_HANDOVER_SECONDS:
+            # The re-read reads every 2 s anyway, and the set is as big as the host's sockets: a directory churning
+            # sockets hands it over at most this often, not at every change (the rest waits, see run()).
+            changed.discard("live")
+            versions["live"] = self._versions.get("live", -1)
         self._versions = versions
         if changed & {"paths", "dirs"}:
             self.sources.dirs.set_paths(session.watched_paths(), session.socket_dirs())
         if "pids" in changed:
             self.sources.exits.set_pids(session.listener_pids())
         if "live" in changed:
+            self._live_handed_at = now
             self.sources.tables.set_paths(session.live_socket_paths(), known=session.live_socket_states())
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .compose import Flavour, compose_of
-from .diagnose import diagnose, diagnose_containers
+from .diagnose import Neighbours, diagnose, diagnose_containers
 from .engine import Engine
 from .model import (
     CheckReport,
@@ -92,6 +92,7 @@ class Session:
     _sets: dict[str, Counter[Any]] = field(default_factory=lambda: {k: Counter() for k in INTEREST})
     _versions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(INTEREST, 0))
     _by_source: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # source -> (container, destination)
+    _neighbours_now: Neighbours | None = None
     _by_pid: dict[int, set[tuple[str, str]]] = field(default_factory=dict)  # listener pid -> (container, destination)
     _mounts: int = 0
     _problems: int = 0
@@ -116,6 +117,7 @@ class Session:
             self._account(cid, r)
         self.reports = fresh
         self.specs = {cid: r.container for cid, r in fresh.items()}
+        self._neighbours_now = None
         self.order = [r.container.id for r in report.containers]
         return self.snapshot()
 
@@ -146,6 +148,7 @@ class Session:
     def remove(self, container_id: str) -> list[Change]:
         """A container that is gone. Its id never comes back (the engine makes a new one for a new container)."""
         old = self.reports.pop(container_id, None)
+        self._neighbours_now = None
         self._account(container_id, None)
         self.specs.pop(container_id, None)
         if container_id in self.order:
@@ -178,16 +181,29 @@ class Session:
             specs[cid] = self.specs[cid]
         if not specs:
             return [], []
-        others = [spec for cid, spec in self.specs.items() if cid not in specs]
         reports = diagnose_containers(
-            info, specs.values(), self.options.expected, keep=keep, others=others, known=known, memory=self.memory
+            info,
+            specs.values(),
+            self.options.expected,
+            keep=keep,
+            neighbours=self._neighbours(),
+            known=known,
+            memory=self.memory,
         )
         return reports, self._store(reports)
+
+    def _neighbours(self) -> Neighbours:
+        """Where every running container mounts what, and their names: kept until a container changes."""
+        if self._neighbours_now is None:
+            self._neighbours_now = Neighbours.of(self.specs.values())
+        return self._neighbours_now
 
     def _store(self, reports: Sequence[ContainerReport]) -> list[Change]:
         changes: list[Change] = []
         for report in reports:
             cid = report.container.id
+            if self.specs.get(cid) != report.container:
+                self._neighbours_now = None
             old = self.reports.get(cid)
             changes.extend(describe_changes(old, report))
             self.reports[cid] = report

@@ -465,3 +465,39 @@ def test_a_directory_churning_sockets_does_not_hold_up_another_containers_change
             churner.join(TIMEOUT)
     for sock in (*seeds, new):
         sock.close()
+
+
+def test_a_mount_that_keeps_changing_is_looked_at_once_a_second_and_a_calm_one_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The churn bound, on a clock of the test's own: four looks in a row make a mount busy (a look a second), two
+    quiet seconds make it calm again (a change is looked at as soon as a quarter second has passed)."""
+    import types
+
+    from socktui import live
+
+    clock = [100.0]
+    monkeypatch.setattr(live, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+
+    class Touches:
+        """What the Monitor asks a Session when paths change: which mounts they touch."""
+
+        def affected_by(self, paths: object) -> dict[str, set[str]]:
+            return {"c": {"/run/s"}}
+
+    monitor = Monitor(Touches(), live=False)  # type: ignore[arg-type]
+    mount = {"c": {"/run/s"}}
+    change = {"/s/x.sock": "added"}
+    for _ in range(live.BUSY_STREAK):  # looked at every 0.3 s: each change was due
+        assert monitor._not_too_soon(change) == mount
+        monitor._looked_at(mount)
+        clock[0] += 0.3
+    assert monitor._not_too_soon(change) == {}, "busy: 0.3 s after the last look is too soon"
+    assert monitor.marks._later["/s/x.sock"] == ("added", clock[0] - 0.3 + live.BUSY_SECONDS)
+    clock[0] += live.BUSY_SECONDS
+    assert monitor._not_too_soon(change) == mount, "a second later it is looked at"
+    monitor._looked_at(mount)
+    clock[0] += live.CALM_SECONDS + 0.3
+    monitor._looked_at(mount)  # a look after a calm spell starts a new streak
+    clock[0] += 0.3
+    assert monitor._not_too_soon(change) == mount, "calm again: a quarter second is enough"

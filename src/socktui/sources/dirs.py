@@ -477,7 +477,10 @@ class DirectoryWatcher:
                             last_full = last_rescan = now
                             self._rescan(sockets, dirs, on_changes)
                             marks = {d: _dir_mark(d) for d in plan}
-                        elif not raw or now - last_rescan >= self.rescan_ms / 1000:
+                        elif not raw or (self._stepping and now - last_rescan >= self.rescan_ms / 1000):
+                            # Between events, and through watchfiles also while they flow; socktui's own reader
+                            # misses nothing while events flow (an overflow says so), so a busy directory is not
+                            # listed again and again.
                             last_rescan = now
                             fresh = {d: _dir_mark(d) for d in plan}
                             moved = {d for d, mark in fresh.items() if marks.get(d) != mark}
@@ -500,10 +503,15 @@ class DirectoryWatcher:
                         notice(f"file watching failed ({exc}); retrying")
                     stop.wait(min(self.rescan_ms * failures, 10_000) / 1000)
 
+    @property
+    def _stepping(self) -> bool:
+        """Watching through watchfiles (its steps, or its polling), not socktui's own inotify reader."""
+        return self.polling or not self.own_inotify
+
     def _changes(
         self, plan: Iterable[str], interrupt: _Either, wake_r: int
     ) -> Generator[Set[tuple[int, str]], None, None]:
-        if self.own_inotify and not self.polling:
+        if not self._stepping:
             return inotify_watch(
                 *sorted(plan), stop_event=interrupt, rust_timeout=max(self.rescan_ms, INOTIFY_IDLE_MS), wake_fd=wake_r
             )
