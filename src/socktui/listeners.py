@@ -236,6 +236,9 @@ def server_of(found: Iterable[UnixSocket]) -> UnixSocket | None:
     """The socket that serves a file among those bound to it: the newest listener, else the newest datagram socket
     (a datagram server needs no listen()). Stream sockets left bound after their listener closed answer nobody."""
     found = tuple(found)
+    if len(found) == 1:  # the usual case, on every re-read of a busy host
+        only = found[0]
+        return only if only.listening or only.type == "dgram" else None
     listening = [s for s in found if s.listening]
     if listening:
         return max(listening, key=lambda s: s.inode)

@@ -1026,3 +1026,34 @@ def test_event_stream_through_docker_py_survives_a_daemon_restart_and_stops_at_o
     finally:
         daemon.kill()
     assert [e.action for e in rec.events] == ["start", "die"]
+
+
+def test_the_re_read_slows_down_on_a_quiet_host_and_speeds_up_when_told_something(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the test's own clock: every 2 s at first, every 5 s once nothing has changed for 30 s, every 2 s again as
+    soon as it is given new paths."""
+    import types
+
+    clock = [0.0]
+    monkeypatch.setattr(reprobe_module, "time", types.SimpleNamespace(monotonic=lambda: clock[0], time=time.time))
+    reprober = Reprober(interval=2.0, quiet_interval=5.0)
+    waits: list[float] = []
+
+    class Ticks:
+        """The stop event run() waits on: each wait moves the clock on, and says when enough rounds were seen."""
+
+        def is_set(self) -> bool:
+            return len(waits) >= 40
+
+        def wait(self, timeout: float) -> bool:
+            waits.append(timeout)
+            clock[0] += timeout
+            if len(waits) == 25:
+                reprober.set_paths([])  # the Monitor hands it something: things are moving again
+            return self.is_set()
+
+    reprober.run(lambda path, state: None, Ticks())  # type: ignore[arg-type]
+    assert waits[:15] == [2.0] * 15, waits  # 30 s at the busy pace
+    assert waits[15:25] == [5.0] * 10, waits
+    assert waits[25:40] == [2.0] * 15, waits

@@ -23,7 +23,8 @@ from ..socktable import Only, SocketTable, read_table
 Outcome = tuple[tuple[int, int] | None, Liveness | None, int | None, float | None]
 _NOBODY = (Liveness.UNBOUND, Liveness.UNSEEN)
 
-FULL_EVERY = 150  # every 150th round (5 min at the default interval) looks in every namespace: a safety net
+QUIET_AFTER_SECONDS = 30.0  # with nothing changed for this long, the re-read slows to its quiet interval
+FULL_EVERY = 60  # every 60th round (2 to 5 min) looks in every namespace: a safety net
 YOUNG_SECONDS = 10.0  # a socket file made (ctime) this lately is looked for in the containers' namespaces each round
 
 
@@ -47,14 +48,18 @@ class Reprober:
         paths: Iterable[str] = (),
         *,
         interval: float = 2.0,
+        quiet_interval: float = 5.0,
         read: Callable[[int | None, Only | None], SocketTable] = read_table,
         full_every: int = FULL_EVERY,
     ) -> None:
         self.interval = interval
+        self.quiet_interval = max(interval, quiet_interval)
+        self._told = False  # set_paths was called since the last round: things are moving
         self.full_every = full_every
         self._read = read
         self._lock = threading.Lock()
         self._last: dict[str, Outcome | None] = {}
+        self._only: Only | None = None
         self._pids: dict[str, tuple[int, ...]] = {}
         self.rounds = 0  # table reads done so far (tests wait on it)
         self.namespaces_read = 0  # other namespaces read, all rounds together (tests and bench look at it)
@@ -79,6 +84,7 @@ class Reprober:
                     last[path] = old
             self._last = last
             self._pids = pids
+            self._told = True
 
     def check(self) -> list[tuple[str, SocketState | None]]:
         """Read the tables once; return the paths whose outcome changed, with what is bound there now."""
@@ -96,30 +102,41 @@ class Reprober:
             frozenset(s[0] for s in seen.values() if s is not None),
             connected_dgram=full or any(o is not None and o[1] is Liveness.BOUND for o in last.values()),
         )
+        if only == self._only:
+            only = self._only  # the same files as last round: their kernel spelling is worked out already
+        self._only = only
         tables = SocketTables(lambda pid: self._read(pid, only))
         index = ListenerIndex({}, tables)
         changed = []
+        outcomes: dict[str, Outcome] = {}
         for path, pids in wanted.items():
             if path in settled:
                 continue
             before = last.get(path)
             state, outcome = self._look(index, path, seen[path], pids, before, full)
-            with self._lock:
-                if path not in self._last:
-                    continue  # dropped by set_paths meanwhile
-                self._last[path] = outcome
+            outcomes[path] = outcome
             if before is not None and _differs(before, outcome):
                 changed.append((path, state if state is not None else _state_of(outcome)))
+        with self._lock:
+            # A path dropped by set_paths meanwhile stays dropped, and is not reported.
+            self._last.update((path, o) for path, o in outcomes.items() if path in self._last)
+            changed = [(path, state) for path, state in changed if path in self._last]
         self.rounds += 1
         self.namespaces_read += max(0, tables.reads - 1)
         return changed
 
     def run(self, on_change: Callable[[str, SocketState | None], None], stop: threading.Event) -> None:
-        """Read at once, then every ``interval`` seconds, until ``stop`` is set."""
+        """Read at once, then every ``interval`` seconds while anything changes (a change found, or new paths), and
+        every ``quiet_interval`` once nothing has for ``QUIET_AFTER_SECONDS``, until ``stop`` is set."""
+        busy_at = time.monotonic()
         while not stop.is_set():
-            for path, state in self.check():
+            changed = self.check()
+            for path, state in changed:
                 on_change(path, state)
-            stop.wait(self.interval)
+            now = time.monotonic()
+            if changed or self._told:
+                busy_at, self._told = now, False
+            stop.wait(self.interval if now - busy_at < QUIET_AFTER_SECONDS else self.quiet_interval)
 
     def _look(
         self,
