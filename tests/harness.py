@@ -157,7 +157,7 @@ _T = TypeVar("_T")
 
 
 async def until(
-    pilot: Any, predicate: Callable[[], _T | Literal[False] | None], what: str, timeout: float = 10.0
+    pilot: Any, predicate: Callable[[], _T | Literal[False] | None], what: str, timeout: float = 15.0
 ) -> _T:
     """Let a Textual app run until ``predicate()`` is truthy; return its value, or fail saying what was awaited."""
     deadline = time.monotonic() + timeout

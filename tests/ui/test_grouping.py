@@ -6,11 +6,9 @@ the real tool), so a project is two containers here and a third container stands
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from rich.text import Text
@@ -18,7 +16,7 @@ from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from harness import TRAP, ContainerFactory, Engine, SocketServers
+from harness import TRAP, ContainerFactory, Engine, SocketServers, until
 from socktui.session import Options, make_session
 from socktui.ui.app import SocktuiApp, engine_label
 from socktui.ui.widgets import GROUP_PREFIX, ContainerList, MountInfo
@@ -26,19 +24,6 @@ from socktui.ui.widgets import GROUP_PREFIX, ContainerList, MountInfo
 pytestmark = pytest.mark.engine
 
 T = TypeVar("T")
-
-
-async def until(
-    pilot: Pilot[Any], predicate: Callable[[], T | Literal[False] | None], what: str, timeout: float = 15.0
-) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
-        await pilot.pause(0.05)
 
 
 def compose_labels(project: str, service: str, where: Path) -> dict[str, str]:

@@ -4,17 +4,16 @@ look past its deadline lists the rest of the containers as not looked at instead
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import harness
 from socktui import diagnose as diagnose_module
 from socktui import observe
 from socktui.diagnose import Look
@@ -25,11 +24,8 @@ LOCAL = EngineInfo(endpoint="unix:///var/run/docker.sock", local=True, version="
 
 @pytest.fixture
 def sockdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="stb-", dir="/tmp"))
-    try:
+    with harness.short_dir("stb-") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def stopped(name: str, *mounts: MountSpec) -> ContainerSpec:

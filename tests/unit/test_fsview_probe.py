@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import harness
 from socktui.fsview import DIR_SCAN_LIMIT, ContainerRoot, host_lstat, host_socket_names
 from socktui.linux import RESOLVE_IN_ROOT, openat2
 from socktui.model import UNTRUSTED_SYMLINK, Kind
@@ -36,11 +35,8 @@ PODMAN_PING_REPLY = (
 @pytest.fixture
 def sockdir() -> Iterator[Path]:
     """A short directory: sun_path holds only 108 bytes, and pytest's tmp_path can be longer than that allows."""
-    path = Path(tempfile.mkdtemp(prefix="st-", dir="/tmp"))
-    try:
+    with harness.short_dir("st-") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextmanager

@@ -4,16 +4,15 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import harness
 from socktui import socktable
 from socktui.listeners import ListenerIndex, SocketTables, command_of, container_of, pids_by_socket_inode
 from socktui.model import Liveness
@@ -70,11 +69,8 @@ def test_container_of_a_plain_process_is_none() -> None:
 
 @pytest.fixture
 def sockdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="st-", dir="/tmp"))
-    try:
+    with harness.short_dir("st-") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def identity(path: str) -> tuple[int, int]:

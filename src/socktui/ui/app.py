@@ -542,7 +542,7 @@ class SocktuiApp(App[int]):
         self.monitor.stop()
 
 
-ENDPOINT_LEAST = 16  # the end of an endpoint that still tells it apart: "…/run/docker.sock", "…host:2376"
+ENDPOINT_LEAST = 14  # the end of an endpoint that still tells it apart: "…n/docker.sock", "…st.lan:2376"
 
 
 def engine_label_least(engine: EngineInfo) -> int:
