@@ -34,7 +34,7 @@ from textual import events
 from textual.message import Message
 
 from harness import SocketServer
-from socktui.live import MOUNT_RECHECK_SECONDS
+from socktui.live import CALM_SECONDS
 from socktui.model import CheckReport, ContainerReport, MountReport, Verdict
 from socktui.session import Options, make_session
 from socktui.ui.app import SocktuiApp
@@ -419,9 +419,9 @@ async def _bind_unlink(app: BenchApp, fx: Fixtures, farm: Farm, results: LiveRes
             what=f"bind {name}",
         )
         _add(bind, t0, state, frame)
-        # Each sample is a lone change: the Monitor looks at one mount at most every MOUNT_RECHECK_SECONDS (a change
-        # repeated sooner waits for it, by design: the churn measurement covers that), so the next one comes later.
-        await asyncio.sleep(MOUNT_RECHECK_SECONDS + 0.05)
+        # Each sample is a lone change on a calm mount: a mount changed again and again sooner than CALM_SECONDS is
+        # busy and looked at once a second, by design (the churn measurement covers that), so the next one comes later.
+        await asyncio.sleep(CALM_SECONDS + 0.05)
         t0, state, frame, _ = await expect(
             app,
             lambda path=path: farm.unlink([path])[0],
@@ -429,7 +429,7 @@ async def _bind_unlink(app: BenchApp, fx: Fixtures, farm: Farm, results: LiveRes
             what=f"unlink {name}",
         )
         _add(unlink, t0, state, frame)
-        await asyncio.sleep(MOUNT_RECHECK_SECONDS + 0.05)
+        await asyncio.sleep(CALM_SECONDS + 0.05)
     timeouts = bind.timeouts + unlink.timeouts
     log(f"  bind/unlink: {len(bind.state_ms)}/{len(unlink.state_ms)} samples, {timeouts} timeouts")
 
