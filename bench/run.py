@@ -21,6 +21,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -403,6 +404,10 @@ def git_rev() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The counting proxy holds two descriptors per stream it relays, and lazydocker opens a /stats stream per running
+    # container: at N=1000 that is past the usual soft limit of 1024.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="N = 5 and 200 only, fewer samples")
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="e.g. 5,200")
