@@ -27,6 +27,7 @@ import watchfiles
 
 from .. import linux
 from ..fsview import DIR_SCAN_LIMIT
+from .wake import WakePipe, drain
 
 
 class ChangeKind(StrEnum):
@@ -260,7 +261,7 @@ def inotify_watch(
         while not stop_event.is_set():
             ready = poller.poll(rust_timeout)
             if wake_fd is not None and any(f == wake_fd for f, _ in ready):
-                _drain(wake_fd)
+                drain(wake_fd)
             if stop_event.is_set():
                 return
             yield _read_events(fd, watched) if any(f == fd for f, _ in ready) else set()
@@ -297,16 +298,6 @@ def _read_events(fd: int, watched: Mapping[int, str]) -> set[tuple[int, str]]:
                 batch.add((_DELETED, path))
             else:
                 batch.add((_MODIFIED, path))
-
-
-def _drain(fd: int) -> None:
-    with contextlib.suppress(BlockingIOError):
-        while os.read(fd, 4096):
-            pass
-
-
-def _wake_pipe() -> tuple[int, int]:
-    return os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
 
 class _Either:
@@ -353,7 +344,7 @@ class DirectoryWatcher:
         self.polling = force_polling
         # socktui's own inotify reader, unless asked for watchfiles or it could not be used (then watchfiles).
         self.own_inotify = os.environ.get(WATCHFILES_ENV) != "1"
-        self._wake_w: int | None = None  # the write end of run()'s wake pipe, while it runs
+        self._wake = WakePipe()
         self._lock = threading.Lock()
         self._dirty = threading.Event()
         self._sockets: frozenset[str] = frozenset()
@@ -376,10 +367,7 @@ class DirectoryWatcher:
 
     def wake(self) -> None:
         """End the current wait (thread-safe): a new interest set or the stop event is acted on at once."""
-        with self._lock:
-            if self._wake_w is not None:
-                with contextlib.suppress(BlockingIOError):
-                    os.write(self._wake_w, b"!")
+        self._wake.wake()
 
     @property
     def watched(self) -> frozenset[str]:
@@ -412,16 +400,8 @@ class DirectoryWatcher:
         ``on_notice`` hears about degraded watching (inotify unavailable, so polling). Exceptions from the
         callbacks end the run.
         """
-        wake_r, wake_w = _wake_pipe()
-        with self._lock:
-            self._wake_w = wake_w
-        try:
+        with self._wake as wake_r:
             self._run(on_changes, stop, on_notice, wake_r)
-        finally:
-            with self._lock:
-                self._wake_w = None
-            os.close(wake_r)
-            os.close(wake_w)
 
     def _run(
         self,

@@ -3,11 +3,12 @@ filesystem event, but its pidfd becomes readable at once."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import threading
 from collections.abc import Callable, Iterable
+
+from .wake import WakePipe, drain
 
 
 class ListenerExitWatcher:
@@ -25,7 +26,7 @@ class ListenerExitWatcher:
         self._lock = threading.Lock()
         self._pids: frozenset[int] = frozenset()
         self._dirty = False
-        self._wake_w: int | None = None  # the write end of run()'s wake pipe, while it runs
+        self._wake = WakePipe()
         self.rounds = 0  # poll rounds done, each after taking in the latest set_pids (tests wait on it)
         self.set_pids(pids)
 
@@ -38,22 +39,11 @@ class ListenerExitWatcher:
 
     def wake(self) -> None:
         """End the current wait (thread-safe): new pids, or the stop event, are acted on at once."""
-        with self._lock:
-            if self._wake_w is not None:
-                with contextlib.suppress(BlockingIOError):
-                    os.write(self._wake_w, b"!")
+        self._wake.wake()
 
     def run(self, on_exit: Callable[[int], None], stop: threading.Event) -> None:
-        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        with self._lock:
-            self._wake_w = wake_w
-        try:
+        with self._wake as wake_r:
             self._run(on_exit, stop, wake_r)
-        finally:
-            with self._lock:
-                self._wake_w = None
-            os.close(wake_r)
-            os.close(wake_w)
 
     def _run(self, on_exit: Callable[[int], None], stop: threading.Event, wake_r: int) -> None:
         poller = select.poll()
@@ -95,8 +85,7 @@ class ListenerExitWatcher:
                 if not exited:
                     for fd, _mask in poller.poll((self.tick if fallback else self.idle) * 1000):
                         if fd == wake_r:
-                            with contextlib.suppress(BlockingIOError):
-                                os.read(wake_r, 4096)
+                            drain(wake_r)
                         else:
                             exited.append(pids_by_fd[fd])
                 exited.extend(pid for pid in fallback if not _alive(pid))
