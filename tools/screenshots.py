@@ -75,7 +75,19 @@ async def shoot(lab: Lab, out: Path) -> list[Path]:
     return saved
 
 
+PRESERVE = '<svg xml:space="preserve" '
+
+
+def keep_spaces(svg: Path) -> None:
+    """Textual's SVG spells spaces as no-break spaces at the ends of text runs; without ``xml:space="preserve"``
+    rsvg-convert drops them and glues neighbouring runs together ("servercannot bind")."""
+    text = svg.read_text(encoding="utf-8")
+    if PRESERVE not in text:
+        svg.write_text(text.replace("<svg ", PRESERVE, 1), encoding="utf-8")
+
+
 def to_png(svg: Path) -> Path | None:
+    keep_spaces(svg)
     png = svg.with_suffix(".png")
     if shutil.which("rsvg-convert"):
         subprocess.run(["rsvg-convert", "-o", str(png), str(svg)], check=True)
