@@ -29,7 +29,8 @@ YOUNG_SECONDS = 10.0  # a socket file made (ctime) this lately is looked for in 
 
 
 class Reprober:
-    """Every ``interval`` seconds, read the socket tables; report each watched path whose server came or went.
+    """Every ``interval`` seconds (``quiet_interval`` on a quiet host), read the socket tables; report each watched path
+    whose server came or went.
 
     ``set_paths`` takes host socket paths, or a mapping of path -> pids of running containers that mount it (their
     network namespaces are read too, each once per round). A path's first outcome is its baseline, silently, unless
@@ -40,7 +41,7 @@ class Reprober:
     a file nobody has bound can only get a server by being made anew, which the directory watcher reports. So a
     container's namespace is read for a path whose server was last seen in it, for a file made in the last
     ``YOUNG_SECONDS`` (a server may bind in one step and listen in the next), and every ``FULL_EVERY`` rounds for
-    everything, as a safety net. A thousand watched sockets cost about a millisecond a round, not a namespace each.
+    everything, as a safety net. A thousand watched sockets cost a few milliseconds a round, not a namespace each.
     """
 
     def __init__(
